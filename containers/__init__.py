@@ -1,0 +1,1 @@
+"""sagedock.containers: built-in algorithms (xgboost, linear_learner, object_detection)."""

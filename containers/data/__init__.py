@@ -1,0 +1,1 @@
+"""Streaming readers for the training data formats the built-in algorithms accept."""

@@ -1,0 +1,1 @@
+"""sagedock.serving: the model server behind ``serve`` (nginx -> gunicorn -> flask)."""

@@ -1,0 +1,1 @@
+"""Project templates rendered by ``sagedock init byoc|byos`` (package data only)."""
