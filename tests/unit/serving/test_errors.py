@@ -4,11 +4,11 @@ from sagedock.serving.errors import BadRequest, InferenceError, UnsupportedMedia
 
 
 def test_user_raised_inference_error_keeps_its_status_and_message() -> None:
-    err = InferenceError(422, "field 'age' must be a number")
+    err = InferenceError(429, "slow down: 3 requests in flight")
     assert err.to_json("r1") == {
-        "code": 422,
-        "type": "UnprocessableContent",
-        "message": "field 'age' must be a number",
+        "code": 429,
+        "type": "TooManyRequests",
+        "message": "slow down: 3 requests in flight",
         "request_id": "r1",
     }
 
