@@ -1,0 +1,296 @@
+"""dmlc/MXNet RecordIO framing: the container format of ``application/x-recordio-protobuf``.
+
+A stream is a sequence of parts, each::
+
+    magic (u32 LE 0xCED7230A) | lrec (u32 LE) | payload[len] | zero padding to a multiple of 4
+
+where ``len = lrec & (2**29 - 1)`` and the upper three bits of ``lrec`` are the continuation
+flag: 0 a complete record, 1 the first part of a split record, 2 a middle part, 3 the last part.
+A writer splits a payload wherever the magic word occurs at a 4-byte-aligned offset in it and
+drops that word; a reader joins the parts, putting the magic word back between them.
+
+:func:`iter_records` reads a stream incrementally (Pipe-mode FIFOs work);
+:func:`scan_records` frames an in-memory buffer and returns where each payload lies, which is
+what the vectorised protobuf reader uses. Corruption raises :class:`RecordIOError` (a
+:class:`~sagedock.toolkit.errors.UserError`) naming the record index and byte offset.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
+
+from sagedock.toolkit.errors import UserError
+
+#: The magic word that starts every part.
+MAGIC = 0xCED7230A
+MAGIC_BYTES = struct.pack("<I", MAGIC)
+#: Largest payload one part can carry (29 bits of length).
+MAX_PART_LENGTH = (1 << 29) - 1
+
+_LENGTH_MASK = MAX_PART_LENGTH
+_HEADER = struct.Struct("<II")
+_HEADER_SIZE = _HEADER.size
+_COMPLETE, _FIRST, _MIDDLE, _LAST = 0, 1, 2, 3
+_READ_CHUNK = 1 << 20
+
+
+class RecordIOError(UserError):
+    """A RecordIO stream is corrupt or truncated.
+
+    :param index: the number of the record being read (0-based; a multipart record counts once).
+    :param offset: the byte offset, from the start of the stream, of the part header at fault.
+    :param problem: what is wrong there.
+    """
+
+    def __init__(self, index: int, offset: int, problem: str) -> None:
+        super().__init__(
+            f"corrupt RecordIO data: record {index} at byte offset {offset}: {problem}"
+        )
+        self.index = index
+        self.offset = offset
+        self.problem = problem
+
+
+def _padded(length: int) -> int:
+    return (length + 3) & ~3
+
+
+def _check_header(magic: int, lrec: int, index: int, offset: int) -> tuple[int, int]:
+    if magic != MAGIC:
+        raise RecordIOError(index, offset, f"expected magic 0x{MAGIC:08x}, found 0x{magic:08x}")
+    return lrec & _LENGTH_MASK, lrec >> 29
+
+
+def _check_flag(cflag: int, in_multipart: bool, index: int, offset: int) -> None:
+    if cflag > _LAST:
+        raise RecordIOError(index, offset, f"invalid continuation flag {cflag} (must be 0-3)")
+    if in_multipart and cflag in (_COMPLETE, _FIRST):
+        raise RecordIOError(
+            index, offset, f"multipart record interrupted by a part with continuation flag {cflag}"
+        )
+    if not in_multipart and cflag in (_MIDDLE, _LAST):
+        raise RecordIOError(
+            index, offset, f"continuation flag {cflag} without a preceding first part (flag 1)"
+        )
+
+
+def _read_exact(stream: BinaryIO, size: int) -> bytes:
+    """Up to *size* bytes; fewer only at end of stream (handles short reads from pipes)."""
+    data = stream.read(size)
+    if data is None:
+        data = b""
+    if len(data) == size or not data:
+        return bytes(data)
+    chunks = [data]
+    missing = size - len(data)
+    while missing:
+        more = stream.read(missing)
+        if not more:
+            break
+        chunks.append(more)
+        missing -= len(more)
+    return b"".join(chunks)
+
+
+def iter_records(stream: BinaryIO) -> Iterator[bytes]:
+    """Yield each record's payload from a RecordIO *stream*, multipart records joined.
+
+    Reads incrementally, so a FIFO or socket is consumed as data arrives. A record's final
+    padding may be missing at the end of the stream (no data is lost); anything else short
+    or malformed raises :class:`RecordIOError`.
+    """
+    for _index, _offset, payload in iter_framed(stream):
+        yield payload
+
+
+def iter_framed(stream: BinaryIO) -> Iterator[tuple[int, int, bytes]]:
+    """Like :func:`iter_records`, yielding ``(index, byte_offset, payload)`` for error messages."""
+    offset = 0
+    index = 0
+    parts: list[bytes] = []
+    record_offset = 0
+    while True:
+        header = _read_exact(stream, _HEADER_SIZE)
+        if not header:
+            if parts:
+                raise RecordIOError(
+                    index, record_offset, "stream ends inside a multipart record (no last part)"
+                )
+            return
+        if len(header) < _HEADER_SIZE:
+            raise RecordIOError(
+                index,
+                offset,
+                f"truncated: {len(header)} bytes left, a part header needs {_HEADER_SIZE}",
+            )
+        magic, lrec = _HEADER.unpack(header)
+        length, cflag = _check_header(magic, lrec, index, offset)
+        _check_flag(cflag, bool(parts), index, offset)
+        padded = _padded(length)
+        body = _read_exact(stream, padded)
+        if len(body) < length:
+            raise RecordIOError(
+                index,
+                offset,
+                f"truncated: header announces {length} payload bytes, only {len(body)} remain",
+            )
+        if not parts:
+            record_offset = offset
+        offset += _HEADER_SIZE + len(body)
+        payload = body[:length] if padded != length else body
+        if cflag == _COMPLETE:
+            yield index, record_offset, payload
+            index += 1
+        elif cflag == _FIRST:
+            parts = [payload]
+        elif cflag == _MIDDLE:
+            parts.append(payload)
+        else:
+            parts.append(payload)
+            yield index, record_offset, MAGIC_BYTES.join(parts)
+            parts = []
+            index += 1
+        if len(body) < padded:  # padding cut off at the very end: nothing lost
+            if parts:
+                raise RecordIOError(
+                    index, record_offset, "stream ends inside a multipart record (no last part)"
+                )
+            return
+
+
+def scan_records(
+    data: bytes | bytearray | memoryview,
+    *,
+    final: bool = True,
+    base_offset: int = 0,
+    base_index: int = 0,
+) -> tuple[list[tuple[int, int]], dict[int, bytes], int]:
+    """Frame an in-memory buffer without copying single-part payloads.
+
+    Returns ``(spans, joined, consumed)``:
+
+    - *spans*: ``(start, length)`` of each record's payload within *data*, in record order;
+      a multipart record has ``(-1, stream_offset_of_its_first_header)`` instead, and its
+      joined payload in *joined*;
+    - *joined*: record position in *spans* -> the joined payload of a multipart record;
+    - *consumed*: the number of bytes holding whole records.
+
+    With ``final=False`` a trailing partial record is left unconsumed, so a caller reading in
+    chunks can carry it over; with ``final=True`` (the whole stream) it raises
+    :class:`RecordIOError`. *base_offset* and *base_index* make error messages count from the
+    start of the whole stream when *data* is a chunk of it.
+    """
+    view = data if isinstance(data, bytes) else memoryview(data).cast("B")
+    size = len(view)
+    spans: list[tuple[int, int]] = []
+    joined: dict[int, bytes] = {}
+    pos = 0
+    consumed = 0
+    record_offset = 0
+    unpack = _HEADER.unpack_from
+    parts: list[bytes] = []
+    while pos + _HEADER_SIZE <= size:
+        magic, lrec = unpack(view, pos)
+        index = base_index + len(spans)
+        if magic == MAGIC and not lrec >> 29 and not parts:
+            length, cflag = lrec, _COMPLETE
+        else:
+            length, cflag = _check_header(magic, lrec, index, base_offset + pos)
+            _check_flag(cflag, bool(parts), index, base_offset + pos)
+        start = pos + _HEADER_SIZE
+        end = start + length
+        if end > size or (not final and start + _padded(length) > size):
+            if final:
+                raise RecordIOError(
+                    index,
+                    base_offset + pos,
+                    f"truncated: header announces {length} payload bytes, "
+                    f"only {size - start} remain",
+                )
+            return spans, joined, consumed
+        if not parts:
+            record_offset = pos
+        next_pos = min(start + _padded(length), size)
+        if cflag == _COMPLETE:
+            spans.append((start, length))
+            consumed = next_pos
+        elif cflag == _LAST:
+            parts.append(bytes(view[start:end]))
+            joined[len(spans)] = MAGIC_BYTES.join(parts)
+            spans.append((-1, base_offset + record_offset))
+            parts = []
+            consumed = next_pos
+        else:
+            parts.append(bytes(view[start:end]))
+        pos = next_pos
+    if final:
+        index = base_index + len(spans)
+        if parts:
+            raise RecordIOError(
+                index,
+                base_offset + record_offset,
+                "stream ends inside a multipart record (no last part)",
+            )
+        if pos < size:
+            raise RecordIOError(
+                index,
+                base_offset + pos,
+                f"truncated: {size - pos} bytes left, a part header needs {_HEADER_SIZE}",
+            )
+    return spans, joined, consumed
+
+
+def read_all_records(stream: BinaryIO) -> list[bytes]:
+    """Every payload of *stream* as a list (convenience over :func:`iter_records`)."""
+    return list(iter_records(stream))
+
+
+def _split_points(payload: bytes) -> list[int]:
+    """Aligned offsets where the magic word occurs inside *payload* (a writer must split there)."""
+    points = []
+    find = payload.find
+    pos = find(MAGIC_BYTES)
+    while pos != -1:
+        if pos % 4 == 0:
+            points.append(pos)
+            pos = find(MAGIC_BYTES, pos + 4)
+        else:
+            pos = find(MAGIC_BYTES, pos + 1)
+    return points
+
+
+def _part(payload: bytes | memoryview, cflag: int) -> bytes:
+    length = len(payload)
+    if length > MAX_PART_LENGTH:
+        raise ValueError(
+            f"RecordIO part of {length} bytes exceeds the format's limit of {MAX_PART_LENGTH}"
+        )
+    pad = _padded(length) - length
+    return b"".join((_HEADER.pack(MAGIC, (cflag << 29) | length), payload, b"\0" * pad))
+
+
+def encode_record(payload: bytes) -> bytes:
+    """One record framed as RecordIO, split where the payload contains an aligned magic word."""
+    payload = bytes(payload)
+    points = _split_points(payload)
+    if not points:
+        return _part(payload, _COMPLETE)
+    pieces = []
+    start = 0
+    for i, point in enumerate(points):
+        pieces.append(_part(payload[start:point], _FIRST if i == 0 else _MIDDLE))
+        start = point + 4
+    pieces.append(_part(payload[start:], _LAST))
+    return b"".join(pieces)
+
+
+def write_record(stream: BinaryIO, payload: bytes) -> None:
+    """Write one framed record to *stream*."""
+    stream.write(encode_record(payload))
+
+
+def encode_records(payloads: Iterable[bytes]) -> bytes:
+    """Frame every payload and concatenate them: a whole RecordIO file in memory."""
+    return b"".join(encode_record(p) for p in payloads)
