@@ -12,6 +12,7 @@ What a caller gets:
 - :func:`to_arrays` - the whole stream as ``(features, labels)``: a dense ``float32`` ndarray
   (or a ``scipy.sparse.csr_matrix`` when any record is sparse) from ``features["values"]`` and
   the ``label["values"]`` as an ndarray (1-D for scalar labels), or ``None`` without labels;
+- :func:`iter_batches` - the same in batches of bounded size, for streams larger than memory;
 - :func:`read_recordio_protobuf` - :class:`Record` objects, one per record;
 - :func:`write_recordio_protobuf` / :func:`encode_recordio_protobuf` - a dense array or a
   scipy sparse matrix (and optional labels) as records, one per row;
@@ -580,7 +581,9 @@ def _single_block(
 class _Template:
     """The byte layout shared by a group of equal-length payloads, learnt from one of them."""
 
-    def __init__(self, payload_len: int, feature: _Layout, label: _Layout | None) -> None:
+    def __init__(
+        self, start: int, payload_len: int, feature: _Layout, label: _Layout | None
+    ) -> None:
         self.feature = feature
         self.label = label
         variable = np.zeros(payload_len, dtype=bool)
@@ -589,7 +592,7 @@ class _Template:
                 continue
             for region in (layout.values, layout.keys):
                 if region is not None:
-                    variable[region[0] : region[1]] = True
+                    variable[region[0] - start : region[1] - start] = True
         self.fixed = np.flatnonzero(~variable)
 
     @staticmethod
@@ -665,7 +668,7 @@ def _template_blocks(
         if VALUES_KEY not in record.features or not _Template.usable(feature, label, record):
             break
         assert feature is not None
-        template = _Template(length, feature, label)
+        template = _Template(first, length, feature, label)
         mat = _payload_matrix(buf, starts[pending], length)
         reference = buf[first + template.fixed]
         same = np.all(mat[:, template.fixed] == reference, axis=1)
@@ -705,14 +708,12 @@ def _template_blocks(
     return blocks, rows[pending]
 
 
-def _row_error(
-    row: int, offsets: Sequence[int], base_index: int, problem: str
-) -> RecordFormatError:
-    return RecordFormatError(base_index + row, offsets[row], problem)
+def _row_error(row: int, offsets: np.ndarray, base_index: int, problem: str) -> RecordFormatError:
+    return RecordFormatError(base_index + row, int(offsets[row]), problem)
 
 
 def _assemble(
-    blocks: list[_Block], n: int, offsets: Sequence[int], dtype: npt.DTypeLike, base_index: int
+    blocks: list[_Block], n: int, offsets: np.ndarray, dtype: npt.DTypeLike, base_index: int
 ) -> tuple[Any, np.ndarray | None]:
     if n == 0:
         return np.empty((0, 0), dtype=dtype), None
@@ -799,45 +800,55 @@ def arrays_from_buffer(
     """:func:`to_arrays` for a complete in-memory RecordIO buffer."""
     if np.dtype(dtype) not in [np.dtype(d) for d in _OUT_DTYPES]:
         raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
-    spans, joined, _consumed = recordio.scan_records(
+    framing = recordio.scan_records(
         data, final=True, base_offset=base_offset, base_index=base_index
     )
-    n = len(spans)
-    offsets = [base_offset + start - 8 if start >= 0 else second for start, second in spans]
+    return _arrays(data, framing, dtype, base_offset, base_index)
+
+
+def _arrays(
+    data: bytes,
+    framing: recordio.Framing,
+    dtype: npt.DTypeLike,
+    base_offset: int,
+    base_index: int,
+) -> tuple[Any, np.ndarray | None]:
+    n = len(framing)
+    offsets = framing.offsets(base_offset)
     blocks: list[_Block] = []
-    leftovers: list[int] = list(joined)
+    leftovers: list[int] = list(framing.joined)
     if n:
         buf = np.frombuffer(data, dtype=np.uint8)
-        span_arr = np.array(spans, dtype=np.int64).reshape(n, 2)
-        single = np.flatnonzero(span_arr[:, 0] >= 0)
-        lengths = span_arr[single, 1]
+        single = np.flatnonzero(framing.starts >= 0)
+        lengths = framing.lengths[single]
         order = np.argsort(lengths, kind="stable")
-        sorted_lengths = lengths[order]
-        cuts = np.flatnonzero(np.diff(sorted_lengths)) + 1
+        cuts = np.flatnonzero(np.diff(lengths[order])) + 1
         for group in np.split(order, cuts):
             rows = single[group]
             if len(rows) < 4:
-                leftovers.extend(int(r) for r in rows)
+                leftovers.extend(rows.tolist())
                 continue
-            length = int(span_arr[rows[0], 1])
+            length = int(framing.lengths[rows[0]])
             # Bound the byte matrix gathered for scattered payloads to a few MB at a time.
             chunk = max(4, _GATHER_BYTES // max(length, 1))
             for lo in range(0, len(rows), chunk):
                 part = rows[lo : lo + chunk]
-                found, rest = _template_blocks(buf, data, part, span_arr[part, 0], length, dtype)
+                found, rest = _template_blocks(buf, data, part, framing.starts[part], length, dtype)
                 blocks.extend(found)
-                leftovers.extend(int(r) for r in rest)
+                leftovers.extend(rest.tolist())
     for row in leftovers:
-        if row in joined:
-            payload, start, stop = joined[row], 0, len(joined[row])
+        if row in framing.joined:
+            payload, start = framing.joined[row], 0
+            stop = len(payload)
         else:
-            payload, start, stop = data, spans[row][0], spans[row][0] + spans[row][1]
+            payload, start = data, int(framing.starts[row])
+            stop = start + int(framing.lengths[row])
         index = base_index + row
         try:
             record = _parse_record(payload, start, stop)[0]
         except _WireError as exc:
-            raise RecordFormatError(index, offsets[row], exc.describe(start)) from None
-        blocks.append(_single_block(row, record, index, offsets[row], dtype))
+            raise RecordFormatError(index, int(offsets[row]), exc.describe(start)) from None
+        blocks.append(_single_block(row, record, index, int(offsets[row]), dtype))
     return _assemble(blocks, n, offsets, dtype, base_index)
 
 
@@ -858,6 +869,43 @@ def to_arrays(
         byte offset. :class:`~.recordio.RecordIOError` for broken framing.
     """
     return arrays_from_buffer(_read_input(stream), dtype=dtype)
+
+
+def iter_batches(
+    stream: BinaryIO, *, batch_bytes: int = 1 << 26, dtype: npt.DTypeLike = np.float32
+) -> Iterator[tuple[Any, np.ndarray | None]]:
+    """Read a stream in pieces of about *batch_bytes*, yielding ``(features, labels)`` per piece.
+
+    Each batch is what :func:`to_arrays` returns for its records, so memory stays bounded by
+    the batch size (a Pipe-mode FIFO or a file larger than memory can feed an xgboost data
+    iterator). Sparse batches are as wide as their own widest record: pad with
+    ``matrix.resize`` if one width is needed. Error messages count records and byte offsets
+    from the start of the stream.
+    """
+    if np.dtype(dtype) not in [np.dtype(d) for d in _OUT_DTYPES]:
+        raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
+    carry = b""
+    offset = 0
+    index = 0
+    while True:
+        chunk = stream.read(batch_bytes)
+        if not chunk:
+            if carry:
+                yield arrays_from_buffer(carry, dtype=dtype, base_offset=offset, base_index=index)
+            return
+        data = carry + bytes(chunk) if carry else bytes(chunk)
+        framing = recordio.scan_records(data, final=False, base_offset=offset, base_index=index)
+        if framing.consumed == 0:
+            carry = data  # a record longer than one batch: read on
+            continue
+        if framing.consumed < len(data):
+            carry = data[framing.consumed :]
+            data = data[: framing.consumed]
+        else:
+            carry = b""
+        yield _arrays(data, framing, dtype, offset, index)
+        offset += framing.consumed
+        index += len(framing)
 
 
 # --------------------------------------------------------------------------------------------

@@ -244,8 +244,9 @@ def test_magic_word_inside_values_is_split_and_rejoined() -> None:
     features = np.full((6, 3), magic_float, dtype=np.float32)
     features[::2] = 1.0
     data = encode_recordio_protobuf(features)
-    _spans, joined, _ = recordio.scan_records(data)
-    assert joined, "rows holding the magic word must be written as multipart records"
+    assert recordio.scan_records(data).joined, (
+        "rows holding the magic word must be written as multipart records"
+    )
     x, _ = to_arrays(data)
     np.testing.assert_array_equal(x.view(np.uint32), features.view(np.uint32))
 
@@ -379,3 +380,44 @@ def test_empty_stream_gives_empty_arrays() -> None:
     x, y = to_arrays(b"")
     assert x.shape == (0, 0) and y is None
     assert protobuf.CONTENT_TYPE == "application/x-recordio-protobuf"
+
+
+def test_uniform_files_are_decoded_without_the_per_record_parser(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The SDK's dense and sparse output is read in bulk (bench/recordio measures why)."""
+
+    def per_record(*args: object, **kwargs: object) -> None:
+        raise AssertionError("per-record fallback used for a uniform file")
+
+    monkeypatch.setattr(protobuf, "_single_block", per_record)
+    rng = np.random.default_rng(11)
+    dense = rng.normal(size=(300, 9))
+    x, y = to_arrays(encode_recordio_protobuf(dense, dense[:, 0]), dtype=np.float64)
+    np.testing.assert_array_equal(x, dense)
+    np.testing.assert_array_equal(y, dense[:, 0])  # type: ignore[arg-type]
+    sparse = scipy.sparse.csr_matrix(np.where(np.arange(60).reshape(20, 3) % 2, 1.5, 0.0))
+    matrix, _ = to_arrays(encode_recordio_protobuf(sparse))
+    np.testing.assert_array_equal(matrix.toarray(), sparse.toarray())
+
+
+@pytest.mark.parametrize("batch_bytes", [7, 64, 1000, 1 << 20])
+def test_batches_cover_the_stream_in_order(batch_bytes: int) -> None:
+    rng = np.random.default_rng(5)
+    features = rng.normal(size=(50, 4)).astype(np.float32)
+    features[3, 1] = np.frombuffer(recordio.MAGIC_BYTES, dtype="<f4")[0]  # one multipart record
+    labels = np.arange(50, dtype=np.float32)
+    data = encode_recordio_protobuf(features, labels)
+    batches = list(protobuf.iter_batches(io.BytesIO(data), batch_bytes=batch_bytes))
+    x = np.vstack([b[0] for b in batches])
+    y = np.concatenate([b[1] for b in batches])  # type: ignore[misc]
+    np.testing.assert_array_equal(x.view(np.uint32), features.view(np.uint32))
+    np.testing.assert_array_equal(y, labels)
+
+
+def test_batch_errors_count_from_the_start_of_the_stream() -> None:
+    data = encode_recordio_protobuf(np.ones((10, 2), dtype=np.float32))
+    record = len(data) // 10
+    broken = data[: 7 * record] + b"\0" * 4 + data[7 * record + 4 :]
+    with pytest.raises(recordio.RecordIOError, match=f"record 7 at byte offset {7 * record}:"):
+        list(protobuf.iter_batches(io.BytesIO(broken), batch_bytes=2 * record + 3))

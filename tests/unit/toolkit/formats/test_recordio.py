@@ -32,11 +32,9 @@ def _read(data: bytes) -> list[bytes]:
 
 
 def _scan(data: bytes) -> list[bytes]:
-    spans, joined, consumed = scan_records(data)
-    assert consumed == len(data) or consumed == len(data) - (len(data) % 4)
-    return [
-        joined[i] if start < 0 else data[start : start + n] for i, (start, n) in enumerate(spans)
-    ]
+    framing = scan_records(data)
+    assert framing.consumed == len(data)
+    return [framing.payload(data, i) for i in range(len(framing))]
 
 
 def test_magic_is_written_little_endian() -> None:
@@ -170,10 +168,23 @@ def test_corrupt_stream_names_record_and_offset(data: bytes, message: str) -> No
 
 def test_partial_scan_leaves_the_incomplete_record_for_the_next_chunk() -> None:
     data = _part(b"abcde") + _part(b"fghij")
-    spans, _joined, consumed = scan_records(data[:-2], final=False)
-    assert spans == [(8, 5)] and consumed == 16
-    spans, _joined, consumed = scan_records(data[consumed:], final=False)
-    assert spans == [(8, 5)] and consumed == 16
+    framing = scan_records(data[:-2], final=False)
+    assert (framing.starts.tolist(), framing.lengths.tolist(), framing.consumed) == ([8], [5], 16)
+    framing = scan_records(data[16:], final=False)
+    assert (framing.starts.tolist(), framing.consumed) == ([8], 16)
+
+
+def test_long_runs_of_equal_records_are_framed_like_single_ones() -> None:
+    payloads = [b"x" * 6] * 50 + [b"yy"] + [b"z" * 9] * 20 + [b"a" * 4 + MAGIC_BYTES] + [b"q"] * 30
+    data = encode_records(payloads)
+    assert _scan(data) == payloads
+    framing = scan_records(data)
+    assert framing.offsets().tolist()[:3] == [0, 16, 32]
+    # A corrupt header deep inside a uniform run is still found and named.
+    broken = bytearray(data)
+    broken[16 * 40] ^= 0xFF
+    with pytest.raises(RecordIOError, match="record 40 at byte offset 640: expected magic"):
+        scan_records(bytes(broken))
 
 
 def test_oversized_part_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
