@@ -158,3 +158,17 @@ def open_channel(env: TrainingEnv, name: str) -> Channel:
         env.paths.input_data_dir if spec.input_mode == "Pipe" else env.paths.channel_dir(name)
     )
     return Channel(spec=spec, directory=directory)
+
+
+def check_channel_dirs(env: TrainingEnv) -> None:
+    """Every File/FastFile channel of *env* has its directory.
+
+    :raises UserError: naming the first channel whose directory is missing.
+    """
+    for name, spec in sorted(env.channels.items()):
+        directory = env.paths.channel_dir(name)
+        if spec.input_mode != "Pipe" and not directory.is_dir():
+            raise UserError(
+                f"channel {name!r} is declared in inputdataconfig.json but its directory "
+                f"{directory} does not exist"
+            )
