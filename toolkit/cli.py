@@ -23,7 +23,10 @@ from types import ModuleType
 from .version import __version__
 
 #: subcommand name -> module implementing it; the order is the order of ``--help``.
-SUBCOMMANDS: dict[str, str] = {}
+SUBCOMMANDS: dict[str, str] = {
+    "train": "sagedock.toolkit.commands.train",
+    "demo": "sagedock.toolkit.commands.demo",
+}
 
 
 def _load(module_name: str) -> ModuleType:
