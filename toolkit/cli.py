@@ -26,6 +26,7 @@ from .version import __version__
 SUBCOMMANDS: dict[str, str] = {
     "train": "sagedock.toolkit.commands.train",
     "demo": "sagedock.toolkit.commands.demo",
+    "images": "sagedock.toolkit.images.command",
 }
 
 

@@ -1,0 +1,167 @@
+"""``sagedock images build|list|bootstrap-base``: build and inspect sagedock's Docker images."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..errors import SagedockError, UserError
+from ..version import __version__
+from . import catalog
+
+HELP = "build and list sagedock's Docker images (base, xgboost, pytorch, ...)"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="images_action", metavar="ACTION")
+
+    build = actions.add_parser(
+        "build",
+        help="build images (and the images they start FROM) in dependency order",
+        description=(
+            "Prepare each image's wheelhouse (a wheel of the checkout + its pinned "
+            "requirements) and docker-build it; prints each image's size and build time."
+        ),
+    )
+    build.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"images to build (default: all of {', '.join(catalog.CATALOG)})",
+    )
+    build.add_argument(
+        "--offline",
+        action="store_true",
+        help="use only the wheel cache and local images; reach no package index or registry",
+    )
+    build.add_argument(
+        "--tag",
+        metavar="PREFIX",
+        default=catalog.DEFAULT_PREFIX,
+        help="repository prefix: images are tagged PREFIX/NAME:VERSION and PREFIX/NAME:latest "
+        f"(default {catalog.DEFAULT_PREFIX})",
+    )
+    _source_args(build)
+    build.add_argument("-q", "--quiet", action="store_true", help="do not echo docker's output")
+    build.add_argument(
+        "--report", type=Path, metavar="FILE", help="also write the results as JSON to FILE"
+    )
+
+    lister = actions.add_parser("list", help="list the catalog and which images are built")
+    lister.add_argument("--tag", metavar="PREFIX", default=catalog.DEFAULT_PREFIX)
+
+    boot = actions.add_parser(
+        "bootstrap-base",
+        help=f"make {catalog.DEBIAN_BASE} locally (debootstrap + docker import) when missing",
+    )
+    boot.add_argument(
+        "--no-pull", action="store_true", help="do not try `docker pull` before debootstrap"
+    )
+    _source_args(boot)
+
+
+def _source_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--source",
+        type=Path,
+        metavar="CHECKOUT",
+        help="the sagedock checkout holding Dockerfiles/ (default: the one sagedock runs from, "
+        "else the current directory)",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        metavar="DIR",
+        help="wheel and root-fs cache "
+        "(default $SAGEDOCK_IMAGES_CACHE, else CHECKOUT/.cache/images)",
+    )
+
+
+def _source(args: argparse.Namespace) -> Path:
+    from .wheelhouse import source_root_of_package
+
+    if args.source is not None:
+        return Path(args.source).resolve()
+    found = source_root_of_package()
+    if found is not None:
+        return found
+    cwd = Path.cwd()
+    if (cwd / "Dockerfiles").is_dir():
+        return cwd
+    raise UserError("no sagedock checkout found: run from one, or pass --source CHECKOUT")
+
+
+def _cache(args: argparse.Namespace, source: Path) -> Path:
+    from .build import default_cache
+
+    return Path(args.cache).resolve() if args.cache else default_cache(source)
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    from .build import BuildOptions, build_images
+
+    source = _source(args)
+    options = BuildOptions(
+        source=source,
+        cache=_cache(args, source),
+        offline=args.offline,
+        prefix=args.tag,
+        echo_build=not args.quiet,
+        log=lambda line: print(line, flush=True),
+    )
+    results = build_images(args.names or None, options)
+    print()
+    print(f"{'IMAGE':<32} {'SIZE':>10} {'BUILD':>9} {'WHEELS':>12}")
+    for res in results:
+        print(
+            f"{res.tags[0]:<32} {res.size / 1e6:>7.0f} MB {res.seconds:>7.1f} s "
+            f"{res.wheel_bytes / 1e6:>6.0f} MB/{res.wheels:<3d}"
+        )
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps([r.as_dict() for r in results], indent=2) + "\n")
+    return 0
+
+
+def _run_list(args: argparse.Namespace) -> int:
+    from . import docker
+
+    problem = docker.engine_problem()
+    print(f"{'IMAGE':<32} {'BUILT':<22} {'SIZE':>9}  CONTENTS")
+    for spec in catalog.CATALOG.values():
+        ref = catalog.tags(spec.name, __version__, args.tag)[0]
+        built, size = "-", ""
+        if problem is None and docker.image_exists(ref):
+            info = docker.inspect(ref)
+            built, size = info.created[:19].replace("T", " "), f"{info.size / 1e6:.0f} MB"
+        print(f"{ref:<32} {built:<22} {size:>9}  {spec.summary}")
+    if problem:
+        print(f"(no engine: {problem})", file=sys.stderr)
+    return 0
+
+
+def _run_bootstrap(args: argparse.Namespace) -> int:
+    from .bootstrap import bootstrap_base
+    from .build import ensure_engine
+
+    source = _source(args)
+    ensure_engine()
+    bootstrap_base(
+        _cache(args, source), try_pull=not args.no_pull, log=lambda line: print(line, flush=True)
+    )
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    action = getattr(args, "images_action", None)
+    handlers = {"build": _run_build, "list": _run_list, "bootstrap-base": _run_bootstrap}
+    if action not in handlers:
+        print("usage: sagedock images {build,list,bootstrap-base} ...", file=sys.stderr)
+        return 2
+    try:
+        return handlers[action](args)
+    except SagedockError as exc:
+        print(f"sagedock images {action}: {exc.describe()}", file=sys.stderr)
+        return 1
