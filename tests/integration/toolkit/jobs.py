@@ -3,10 +3,13 @@ would: a separate process with SAGEMAKER_BASE_DIR pointing at the tree."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import site
 import subprocess
 import sys
+import tarfile
 import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -137,3 +140,34 @@ def make_job(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content)
     return job
+
+
+def make_tarball(archive: Path, files: Mapping[str, str]) -> Path:
+    """A gzipped tarball of regular files (name -> text)."""
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return archive
+
+
+def isolated_venv(path: Path) -> Path:
+    """A venv whose own site-packages receive pip installs, but which sees this venv's packages
+    (sagedock, pip) through a .pth file: installing into it leaves the shared venv untouched.
+    Returns its python."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    python = path / "bin" / "python"
+    target = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    parents = [p for p in site.getsitepackages() if Path(p).is_dir()]
+    # addsitedir, not a plain path line, so that the parent's own .pth files (the editable
+    # sagedock install) are processed too.
+    lines = [f"import site; site.addsitedir({p!r})" for p in parents]
+    Path(target, "parent-venv.pth").write_text("\n".join(lines) + "\n")
+    return python

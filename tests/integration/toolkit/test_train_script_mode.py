@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import io
 import json
 import sys
-import tarfile
 from pathlib import Path
 
-from .jobs import DUMP_SCRIPT, make_job
+from .jobs import DUMP_SCRIPT, isolated_venv, make_job, make_tarball
 
 
 def test_script_gets_sm_env_and_hyperparameters_as_argv(tmp_path: Path) -> None:
@@ -177,7 +175,7 @@ def test_package_with_pyproject_runs_as_module(tmp_path: Path) -> None:
         code={"pyproject.toml": pyproject, "backend.py": backend, "entry.py": entry},
         hyperparameters={"k": 1},
     )
-    venv = _isolated_venv(tmp_path / "venv")
+    venv = isolated_venv(tmp_path / "venv")
     result = job.run(python=str(venv))
     assert result.returncode == 0, result.stderr[-3000:]
     assert (job.base / "model/v").read_text() == "__main__ 42 ['-k', '1']"
@@ -185,7 +183,7 @@ def test_package_with_pyproject_runs_as_module(tmp_path: Path) -> None:
 
 def test_submit_directory_tarball_is_extracted_into_the_code_dir(tmp_path: Path) -> None:
     archive = tmp_path / "sourcedir.tar.gz"
-    _tar(archive, {"train.py": DUMP_SCRIPT, "lib/helper.py": "X = 1\n"})
+    make_tarball(archive, {"train.py": DUMP_SCRIPT, "lib/helper.py": "X = 1\n"})
     job = make_job(
         tmp_path / "ml", hyperparameters={"sagemaker_submit_directory": archive.as_uri()}
     )
@@ -196,7 +194,7 @@ def test_submit_directory_tarball_is_extracted_into_the_code_dir(tmp_path: Path)
 
 def test_path_traversal_tarball_is_refused_naming_the_member(tmp_path: Path) -> None:
     archive = tmp_path / "sourcedir.tar.gz"
-    _tar(archive, {"train.py": DUMP_SCRIPT, "../../escaped.py": "boom\n"})
+    make_tarball(archive, {"train.py": DUMP_SCRIPT, "../../escaped.py": "boom\n"})
     job = make_job(tmp_path / "ml", hyperparameters={"sagemaker_submit_directory": str(archive)})
     assert job.run().returncode == 1
     assert job.failure is not None
@@ -207,7 +205,7 @@ def test_path_traversal_tarball_is_refused_naming_the_member(tmp_path: Path) -> 
 
 def test_code_already_in_the_code_dir_wins_over_the_submit_directory(tmp_path: Path) -> None:
     archive = tmp_path / "sourcedir.tar.gz"
-    _tar(archive, {"train.py": "raise SystemExit(9)\n"})
+    make_tarball(archive, {"train.py": "raise SystemExit(9)\n"})
     job = make_job(
         tmp_path / "ml",
         code={"train.py": DUMP_SCRIPT},
@@ -231,34 +229,3 @@ def test_train_console_script_is_sagedock_train(tmp_path: Path) -> None:
     result = subprocess.run([str(train)], env=job.environ(), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert job.succeeded
-
-
-def _tar(archive: Path, files: dict[str, str]) -> None:
-    with tarfile.open(archive, "w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-
-
-def _isolated_venv(path: Path) -> Path:
-    """A venv whose own site-packages receive pip installs, but which sees this venv's packages
-    (sagedock, pip) through a .pth file: installing into it leaves the shared venv untouched."""
-    import site
-    import subprocess
-
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
-    python = path / "bin" / "python"
-    target = subprocess.run(
-        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    parents = [p for p in site.getsitepackages() if Path(p).is_dir()]
-    # addsitedir, not a plain path line, so that the parent's own .pth files (the editable
-    # sagedock install) are processed too.
-    lines = [f"import site; site.addsitedir({p!r})" for p in parents]
-    Path(target, "parent-venv.pth").write_text("\n".join(lines) + "\n")
-    return python
