@@ -1,0 +1,52 @@
+"""``application/jsonlines``: one JSON value per line.
+
+Decoding gives a list with one parsed value per non-blank line. Encoding writes each element of
+a list, tuple or array (each row of a 2-D array) on its own line, a dict or scalar as one line;
+every line ends with ``\\n``.
+"""
+
+from __future__ import annotations
+
+import json as _json
+from typing import Any, ClassVar
+
+from ..errors import BadRequest
+from ..negotiation import MediaType
+from .base import Codec, text_of
+from .json import to_builtin
+
+
+class JSONLinesCodec(Codec):
+    """``application/jsonlines``."""
+
+    content_type: ClassVar[str] = "application/jsonlines"
+    separators: ClassVar[tuple[str, str]] = (",", ":")
+
+    def decode(self, body: bytes, media: MediaType) -> list[Any]:
+        text = text_of(body, media)
+        values = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                values.append(_json.loads(line))
+            except _json.JSONDecodeError as exc:
+                raise BadRequest(
+                    f"invalid {media.mime} body: line {number}: {exc.msg} at column {exc.colno}"
+                ) from None
+        if not values:
+            raise BadRequest(f"empty {media.mime} body: no JSON lines")
+        return values
+
+    def encode(self, value: Any, media: MediaType) -> bytes:
+        if type(value).__module__.startswith(("numpy", "pandas")) and hasattr(value, "tolist"):
+            if hasattr(value, "columns") and hasattr(value, "to_dict"):
+                value = value.to_dict(orient="records")
+            else:
+                value = value.tolist()
+        items = value if isinstance(value, list | tuple) else [value]
+        dump = _json.JSONEncoder(separators=self.separators, default=to_builtin).encode
+        return "".join(dump(item) + "\n" for item in items).encode(media.charset or "utf-8")
+
+    def can_encode(self, value: Any) -> bool:
+        return not isinstance(value, bytes | bytearray | memoryview)

@@ -1,0 +1,161 @@
+"""Content negotiation: the request's ``Content-Type`` and the response type from ``Accept``.
+
+- :func:`parse_content_type` turns a ``Content-Type`` header into a :class:`MediaType`
+  (lower-cased type, every parameter kept: ``charset`` for decoding, the rest - ``label_size``,
+  ``verbose``, ``header`` ... - for the hooks);
+- :func:`choose_accept` picks the response type from an ``Accept`` header and the types we can
+  produce: q-values, ``type/*`` and ``*/*``, ``q=0`` exclusions, the most specific range
+  winning (RFC 9110 section 12.5.1, through werkzeug's ``MIMEAccept``). A missing, empty or
+  ``*/*`` Accept means the configured default (``SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from werkzeug.datastructures import MIMEAccept
+from werkzeug.http import parse_accept_header, parse_options_header
+
+from .errors import BadRequest, NotAcceptable
+
+_TOKEN = r"[!#$%&'*+.^_`|~0-9a-z-]+"
+_MIME_RE = re.compile(rf"({_TOKEN})/({_TOKEN})")
+
+#: Bare names SageMaker's algorithms accept as a Content-Type, and what they stand for.
+ALIASES: Mapping[str, str] = MappingProxyType(
+    {
+        "csv": "text/csv",
+        "libsvm": "text/libsvm",
+        "json": "application/json",
+        "jsonlines": "application/jsonlines",
+    }
+)
+
+
+@dataclass(frozen=True)
+class MediaType:
+    """A parsed media type such as ``text/csv; charset=utf-8; header=present``.
+
+    :param type: the top-level type, lower case (``text``).
+    :param subtype: the subtype, lower case (``csv``).
+    :param params: every parameter, names lower case, values as sent (unquoted).
+    """
+
+    type: str
+    subtype: str
+    params: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def mime(self) -> str:
+        """``"type/subtype"`` in lower case, without parameters."""
+        return f"{self.type}/{self.subtype}"
+
+    @property
+    def charset(self) -> str | None:
+        """The ``charset`` parameter in lower case, or None when not given."""
+        value = self.params.get("charset")
+        return value.strip().lower() if value else None
+
+    def param(self, name: str, default: str | None = None) -> str | None:
+        """A parameter by case-insensitive name."""
+        return self.params.get(name.lower(), default)
+
+    def matches(self, pattern: str) -> bool:
+        """True if this type falls under *pattern* (``text/csv``, ``image/*`` or ``*/*``)."""
+        kind, _, sub = pattern.lower().partition("/")
+        return (kind in ("*", self.type)) and (sub in ("*", self.subtype))
+
+    def __str__(self) -> str:
+        parts = [self.mime]
+        for name, value in self.params.items():
+            quoted = value if re.fullmatch(_TOKEN, value.lower() or '""') else _quote(value)
+            parts.append(f"{name}={quoted}")
+        return "; ".join(parts)
+
+
+def _quote(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def parse_media_type(value: str) -> MediaType:
+    """Parse one media type; raise ``ValueError`` saying what is wrong with it."""
+    mime, params = parse_options_header(value)
+    mime = mime.strip().lower()
+    mime = ALIASES.get(mime, mime)
+    matched = _MIME_RE.fullmatch(mime)
+    if matched is None:
+        raise ValueError(f"{value.strip()!r} is not a media type (expected type/subtype)")
+    return MediaType(matched.group(1), matched.group(2), MappingProxyType(dict(params)))
+
+
+def parse_content_type(header: str | None, default: str) -> MediaType:
+    """The request's media type; *default* when the header is missing or blank.
+
+    :raises BadRequest: the header is not a media type, or names a wildcard (``text/*``).
+    """
+    value = header if header is not None and header.strip() else default
+    try:
+        media = parse_media_type(value)
+    except ValueError as exc:
+        raise BadRequest(f"invalid Content-Type header: {exc}") from None
+    if "*" in (media.type, media.subtype):
+        raise BadRequest(
+            f"invalid Content-Type header: {value.strip()!r} is a range, not a media type"
+        )
+    return media
+
+
+def _mime_only(item: str) -> str:
+    """An Accept item without its parameters (``application/json;verbose=1`` -> type only)."""
+    return item.partition(";")[0].strip().lower()
+
+
+def parse_accept(header: str | None) -> MIMEAccept:
+    """The Accept header as werkzeug's :class:`MIMEAccept`, parameters other than ``q`` dropped.
+
+    SageMaker clients send parameters such as ``application/json;verbose=True``; they select
+    nothing about the media type, so matching ignores them (hooks read them from the header).
+    """
+    parsed = parse_accept_header(header, MIMEAccept)
+    return MIMEAccept([(_mime_only(item), quality) for item, quality in parsed])
+
+
+def accept_params(header: str | None, mime: str) -> Mapping[str, str]:
+    """The parameters (other than ``q``) the Accept header gives for *mime*, e.g. ``verbose``."""
+    for item in (header or "").split(","):
+        media, params = parse_options_header(item)
+        if media.strip().lower() == mime.lower():
+            return MappingProxyType({k: v for k, v in params.items() if k != "q"})
+    return MappingProxyType({})
+
+
+def choose_accept(accept: str | None, offered: Sequence[str], default: str) -> str:
+    """The response media type: the best of *offered* for the *accept* header.
+
+    A missing or blank header, or one that is only ``*/*``, gives *default* (even when it is
+    not offered: the caller then reports that it cannot encode it). Otherwise the client's
+    q-values and ranges decide; on a tie *default* wins, then the order of *offered*.
+
+    :raises NotAcceptable: nothing offered is acceptable; the message lists *offered*.
+    """
+    if accept is None or not accept.strip():
+        return default
+    parsed = parse_accept(accept)
+    if all(item == "*/*" and quality > 0 for item, quality in parsed) and len(parsed):
+        return default
+    candidates = [default] if default in offered else []
+    candidates += [mime for mime in offered if mime != default]
+    try:
+        best = parsed.best_match(candidates)
+    except ValueError:  # an offered type werkzeug cannot match; skip it
+        best = None
+    if best is None:
+        supported = ", ".join(offered)
+        raise NotAcceptable(
+            f"cannot produce any type the Accept header allows ({accept.strip()!r}); "
+            f"supported: {supported}"
+        )
+    return best
