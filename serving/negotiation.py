@@ -136,8 +136,10 @@ def choose_accept(accept: str | None, offered: Sequence[str], default: str) -> s
     """The response media type: the best of *offered* for the *accept* header.
 
     A missing or blank header, or one that is only ``*/*``, gives *default* (even when it is
-    not offered: the caller then reports that it cannot encode it). Otherwise the client's
-    q-values and ranges decide; on a tie *default* wins, then the order of *offered*.
+    not offered: the caller then reports that it cannot encode it). Otherwise the highest
+    q-value wins, each offered type taking the q of the most specific range that matches it
+    (so ``*/*, text/csv;q=0`` excludes CSV); among equal q-values the more specific range,
+    then the client's order, then *default*, then the order of *offered*.
 
     :raises NotAcceptable: nothing offered is acceptable; the message lists *offered*.
     """
@@ -146,16 +148,23 @@ def choose_accept(accept: str | None, offered: Sequence[str], default: str) -> s
     parsed = parse_accept(accept)
     if all(item == "*/*" and quality > 0 for item, quality in parsed) and len(parsed):
         return default
-    candidates = [default] if default in offered else []
-    candidates += [mime for mime in offered if mime != default]
-    try:
-        best = parsed.best_match(candidates)
-    except ValueError:  # an offered type werkzeug cannot match; skip it
-        best = None
+    best: tuple[float, int, bool, int] | None = None
+    chosen = ""
+    for position, mime in enumerate(offered):
+        try:
+            quality = parsed.quality(mime)
+            item = parsed.find(mime)  # most specific matching range; ties in client order
+        except ValueError:  # an offered type werkzeug cannot match against
+            continue
+        if quality <= 0:
+            continue
+        key = (-quality, item, mime != default, position)
+        if best is None or key < best:
+            best, chosen = key, mime
     if best is None:
         supported = ", ".join(offered)
         raise NotAcceptable(
             f"cannot produce any type the Accept header allows ({accept.strip()!r}); "
             f"supported: {supported}"
         )
-    return best
+    return chosen

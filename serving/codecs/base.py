@@ -186,24 +186,10 @@ class CodecRegistry:
         :raises ModelError: the chosen codec failed on *value* (a prediction of an
             unexpected shape).
         """
-        capable = [
-            mime
-            for mime, codec in self._codecs.items()
-            if codec.encodes and codec.can_encode(value)
-        ]
-        if not capable:
-            raise NotAcceptable(f"no codec can encode a prediction of type {type(value).__name__}")
-        try:
-            mime = choose_accept(accept_header, capable, default_accept)
-        except NotAcceptable:
-            wanted = choose_accept(accept_header, self.encodable_types, default_accept)
-            raise NotAcceptable(
-                f"a prediction of type {type(value).__name__} cannot be encoded as {wanted}; "
-                f"it can be encoded as: {', '.join(capable)}"
-            ) from None
-        if mime not in capable:
-            # No Accept or */*, and the default cannot represent this value: any type will do.
-            mime = capable[0]
+        mime = choose_accept(accept_header, self.encodable_types, default_accept)
+        codec = self._encoder_or_none(mime)
+        if codec is None or not codec.can_encode(value):
+            mime = self._fallback(value, mime, accept_header, default_accept)
         if _is_range(mime):
             mime = self._concrete(mime, accept_header)
         codec = self.encoder_for(mime)
@@ -218,6 +204,31 @@ class CodecRegistry:
         except (TypeError, ValueError) as exc:
             raise ModelError(f"could not encode the prediction as {mime}: {exc}") from exc
         return body, codec.response_type(value, media)
+
+    def _encoder_or_none(self, mime: str) -> Codec | None:
+        try:
+            return self.encoder_for(mime)
+        except NotAcceptable:
+            return None
+
+    def _fallback(self, value: Any, wanted: str, accept_header: str | None, default: str) -> str:
+        """The best acceptable type among the codecs that can encode *value*."""
+        capable = [
+            mime
+            for mime, codec in self._codecs.items()
+            if codec.encodes and codec.can_encode(value)
+        ]
+        if not capable:
+            raise NotAcceptable(f"no codec can encode a prediction of type {type(value).__name__}")
+        try:
+            mime = choose_accept(accept_header, capable, default)
+        except NotAcceptable:
+            raise NotAcceptable(
+                f"a prediction of type {type(value).__name__} cannot be encoded as {wanted}; "
+                f"it can be encoded as: {', '.join(capable)}"
+            ) from None
+        # No Accept or */*, and the default cannot represent this value: any type will do.
+        return mime if mime in capable else capable[0]
 
     @staticmethod
     def _concrete(range_mime: str, accept_header: str | None) -> str:

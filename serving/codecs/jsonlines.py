@@ -39,11 +39,11 @@ class JSONLinesCodec(Codec):
         return values
 
     def encode(self, value: Any, media: MediaType) -> bytes:
-        if type(value).__module__.startswith(("numpy", "pandas")) and hasattr(value, "tolist"):
-            if hasattr(value, "columns") and hasattr(value, "to_dict"):
-                value = value.to_dict(orient="records")
-            else:
-                value = value.tolist()
+        module = type(value).__module__
+        if module.startswith("pandas") and hasattr(value, "columns"):
+            value = value.to_dict(orient="records")
+        elif module.startswith(("numpy", "pandas")) and hasattr(value, "tolist"):
+            value = value.tolist()
         items = value if isinstance(value, list | tuple) else [value]
         dump = _json.JSONEncoder(separators=self.separators, default=to_builtin).encode
         return "".join(dump(item) + "\n" for item in items).encode(media.charset or "utf-8")

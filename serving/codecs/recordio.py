@@ -36,7 +36,8 @@ def _tensor(value: Any) -> Tensor:
         raise ValueError(f"a {type(value).__name__} prediction is not numeric")
     # Float32Tensor whatever the dtype: clients read label[key].float32_tensor, as SageMaker's
     # algorithms write it.
-    return Tensor("float32", np.atleast_1d(array).reshape(-1).astype(np.float32))
+    with np.errstate(over="ignore"):
+        return Tensor("float32", np.atleast_1d(array).reshape(-1).astype(np.float32))
 
 
 def _records(value: Any) -> list[Record]:
@@ -77,10 +78,22 @@ class RecordIOProtobufCodec(Codec):
     def can_encode(self, value: Any) -> bool:
         if isinstance(value, bytes | bytearray | memoryview | str):
             return False
-        if type(value).__module__.startswith("scipy.sparse"):
-            return False
-        try:
-            _records(value)
-        except (TypeError, ValueError):
-            return False
-        return True
+        if isinstance(value, Mapping):  # columns: equally long numeric arrays
+            arrays = [np.asarray(v) for v in value.values()]
+            return bool(arrays) and all(
+                a.dtype.kind in "fiub" and 1 <= a.ndim <= 2 and len(a) == len(arrays[0])
+                for a in arrays
+            )
+        if isinstance(value, Sequence) and value and isinstance(value[0], Record | Mapping):
+            return True
+        return _numeric(value, max_ndim=2)
+
+
+def _numeric(value: Any, max_ndim: int = 2) -> bool:
+    if type(value).__module__.startswith("scipy.sparse"):
+        return False
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        return False
+    return array.dtype.kind in "fiub" and array.ndim <= max_ndim
