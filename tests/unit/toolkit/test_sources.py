@@ -1,0 +1,112 @@
+"""Fetching the user's code, and refusing archives that would write outside the code dir."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from sagedock.toolkit.errors import UserError
+from sagedock.toolkit.sources import fetch_code, safe_extract
+
+
+def _archive(path: Path, *members: tuple[tarfile.TarInfo, bytes | None]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in members:
+            if data is not None:
+                info.size = len(data)
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return path
+
+
+def _file(name: str, text: bytes = b"x") -> tuple[tarfile.TarInfo, bytes]:
+    return tarfile.TarInfo(name), text
+
+
+def _link(name: str, target: str, kind: bytes = tarfile.SYMTYPE) -> tuple[tarfile.TarInfo, None]:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = target
+    return info, None
+
+
+def test_safe_extract_writes_regular_files_and_inner_links(tmp_path: Path) -> None:
+    archive = _archive(
+        tmp_path / "ok.tar.gz",
+        _file("train.py", b"print(1)"),
+        _file("pkg/mod.py"),
+        _link("pkg/alias.py", "mod.py"),
+    )
+    safe_extract(archive, tmp_path / "code")
+    assert (tmp_path / "code/train.py").read_bytes() == b"print(1)"
+    assert (tmp_path / "code/pkg/alias.py").read_bytes() == b"x"
+
+
+@pytest.mark.parametrize(
+    ("member", "reason"),
+    [
+        (_file("/etc/evil"), "absolute path"),
+        (_file("../evil"), r"path leaves the target \('..'\)"),
+        (_file("a/../../evil"), r"path leaves the target"),
+        (_link("escape", "../../etc"), "symlink to '../../etc' leaves the target"),
+        (_link("abs", "/etc/passwd"), "symlink to '/etc/passwd' leaves the target"),
+        (_link("hard", "../outside", tarfile.LNKTYPE), "hard link to '../outside' leaves"),
+        (_link("dev", "", tarfile.CHRTYPE), "device file or FIFO"),
+        (_link("fifo", "", tarfile.FIFOTYPE), "device file or FIFO"),
+    ],
+)
+def test_unsafe_members_are_refused_by_name_and_nothing_is_written(
+    tmp_path: Path, member: tuple[tarfile.TarInfo, bytes | None], reason: str
+) -> None:
+    archive = _archive(tmp_path / "bad.tar.gz", _file("train.py"), member)
+    dest = tmp_path / "code"
+    with pytest.raises(UserError, match=f"unsafe archive member {member[0].name!r}: {reason}"):
+        safe_extract(archive, dest)
+    assert not dest.exists() or not any(dest.iterdir())
+
+
+def test_a_link_trick_only_visible_at_extraction_is_refused_too(tmp_path: Path) -> None:
+    # Each name looks harmless on its own; through the first link, the second escapes.
+    archive = _archive(
+        tmp_path / "trick.tar.gz", _link("d/l", ".."), _link("d/l/x", "../../outside")
+    )
+    dest = tmp_path / "code"
+    with pytest.raises(UserError, match="unsafe archive member"):
+        safe_extract(archive, dest)
+    assert not (tmp_path / "outside").exists()
+    assert not dest.exists() or not any(dest.iterdir())
+
+
+def test_not_a_tarball_is_a_user_error(tmp_path: Path) -> None:
+    bogus = tmp_path / "sourcedir.tar.gz"
+    bogus.write_bytes(b"not a tarball")
+    with pytest.raises(UserError, match="not a readable tar archive"):
+        safe_extract(bogus, tmp_path / "code")
+
+
+def test_fetch_copies_a_directory_or_file_uri(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "train.py").write_text("1")
+    assert fetch_code(source.as_uri(), tmp_path / "a") == tmp_path / "a"
+    assert (tmp_path / "a/train.py").read_text() == "1"
+    fetch_code(str(source), tmp_path / "b")
+    assert (tmp_path / "b/train.py").read_text() == "1"
+
+
+def test_fetch_is_a_no_op_when_the_code_dir_holds_code(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "train.py").write_text("new")
+    dest = tmp_path / "code"
+    dest.mkdir()
+    (dest / "train.py").write_text("baked in")
+    fetch_code(str(source), dest)
+    assert (dest / "train.py").read_text() == "baked in"
+
+
+def test_fetch_of_a_missing_location_names_it(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"the code location '/nope/src' .* does not exist"):
+        fetch_code("/nope/src", tmp_path / "code")
