@@ -30,6 +30,7 @@ __all__ = [
     "is_s3_uri",
     "join_uri",
     "list_objects",
+    "list_objects_with_sizes",
     "parse_s3_uri",
     "upload_dir",
     "upload_file",
@@ -198,6 +199,15 @@ def list_objects(uri_prefix: str, *, environ: Mapping[str, str] | None = None) -
     bucket, prefix = parse_s3_uri(uri_prefix)
     keys = sorted(key for key, _ in _iter_keys(client(environ), bucket, prefix, uri_prefix))
     return [f"s3://{bucket}/{key}" for key in keys]
+
+
+def list_objects_with_sizes(
+    uri_prefix: str, *, environ: Mapping[str, str] | None = None
+) -> list[tuple[str, int]]:
+    """Like :func:`list_objects`, with each object's size in bytes."""
+    bucket, prefix = parse_s3_uri(uri_prefix)
+    items = sorted(_iter_keys(client(environ), bucket, prefix, uri_prefix))
+    return [(f"s3://{bucket}/{key}", size) for key, size in items]
 
 
 def relative_key(key: str, prefix: str) -> str:

@@ -1,0 +1,263 @@
+"""How a host of a local job runs: a process on this machine, or a Docker container.
+
+Both give a :class:`HostRun` with the host's merged stdout/stderr, ``poll()``, ``terminate()``
+(SIGTERM, what SageMaker sends on a stop) and ``kill()`` (SIGKILL, after the grace period).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Protocol
+
+from sagedock.toolkit.errors import PlatformError
+
+#: Variables of the caller's environment never handed to a host: they describe *this* process
+#: (a base dir, a job of its own) and would contradict the job's.
+_PRIVATE_PREFIXES = ("SM_", "SAGEMAKER_", "SAGEDOCK_", "TRAINING_JOB_")
+
+
+def inherited_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The caller's environment minus SageMaker/sagedock variables of its own."""
+    return {k: v for k, v in environ.items() if not k.startswith(_PRIVATE_PREFIXES)}
+
+
+class HostRun(Protocol):
+    host: str
+    stdout: IO[bytes]
+
+    def poll(self) -> int | None: ...
+    def terminate(self) -> None: ...
+    def kill(self) -> None: ...
+    def cleanup(self) -> None: ...
+
+
+# -- processes ------------------------------------------------------------------------------
+@dataclass
+class ProcessHost:
+    """One host as ``sagedock train`` in its own session (so a Ctrl-C in the terminal reaches
+    only us, and we stop the hosts the way SageMaker does)."""
+
+    host: str
+    popen: subprocess.Popen[bytes]
+
+    @property
+    def stdout(self) -> IO[bytes]:
+        assert self.popen.stdout is not None
+        return self.popen.stdout
+
+    def poll(self) -> int | None:
+        return self.popen.poll()
+
+    def terminate(self) -> None:
+        # Like `docker stop`: SIGTERM to the container's PID 1 only; `train` forwards it.
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        # Like the end of a container: everything in it dies.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+
+    def cleanup(self) -> None:
+        self.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):  # SIGKILL does not fail
+            self.popen.wait(timeout=10)
+        if self.popen.stdout is not None:
+            self.popen.stdout.close()
+
+
+@dataclass
+class ProcessBackend:
+    """Each host is ``python -m sagedock.toolkit train`` with ``SAGEMAKER_BASE_DIR`` at its
+    own tree, and ``SAGEDOCK_HOST_ADDRESSES`` mapping every ``algo-N`` to 127.0.0.1."""
+
+    name: str = "process"
+    network_interface: str = "lo"
+    python: str = sys.executable
+
+    def container_base(self, host_dir: Path) -> str:
+        return str(host_dir)
+
+    def prepare(self, job_name: str, hosts: Sequence[str]) -> None:
+        pass
+
+    def start(
+        self,
+        host: str,
+        host_dir: Path,
+        env: Mapping[str, str],
+        *,
+        image: str | None = None,
+        entrypoint: Sequence[str] = (),
+        arguments: Sequence[str] = (),
+        extra_mounts: Mapping[str, str] | None = None,
+    ) -> HostRun:
+        full_env = dict(env)
+        full_env["SAGEMAKER_BASE_DIR"] = str(host_dir)
+        full_env["PYTHONUNBUFFERED"] = "1"
+        cmd = [self.python, "-m", "sagedock.toolkit", "train"]
+        try:
+            popen = subprocess.Popen(
+                cmd,
+                env=full_env,
+                cwd=str(host_dir),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise PlatformError(f"cannot start {host}: {exc}") from exc
+        return ProcessHost(host, popen)
+
+    def teardown(self) -> None:
+        pass
+
+
+# -- docker ---------------------------------------------------------------------------------
+def docker_problem() -> str | None:
+    """None when a Docker engine answers, else why not."""
+    from sagedock.toolkit.images.docker import engine_problem
+
+    return engine_problem()
+
+
+def _docker(
+    *args: str, timeout: float = 60.0, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    from sagedock.toolkit.images.docker import cli
+
+    try:
+        done = subprocess.run(
+            [cli(), *args], capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise PlatformError(
+            f"`docker {' '.join(args[:2])}` did not answer in {timeout:g} s"
+        ) from exc
+    if check and done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise PlatformError(f"`docker {' '.join(args[:2])}` failed: {' | '.join(tail)}")
+    return done
+
+
+@dataclass
+class ContainerHost:
+    host: str
+    container: str
+    popen: subprocess.Popen[bytes]
+
+    @property
+    def stdout(self) -> IO[bytes]:
+        assert self.popen.stdout is not None
+        return self.popen.stdout
+
+    def poll(self) -> int | None:
+        return self.popen.poll()
+
+    def terminate(self) -> None:
+        if self.popen.poll() is None:
+            _docker("kill", "--signal", "TERM", self.container, check=False)
+
+    def kill(self) -> None:
+        _docker("kill", self.container, check=False)
+
+    def cleanup(self) -> None:
+        _docker("rm", "--force", self.container, check=False)
+        try:
+            self.popen.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+        if self.popen.stdout is not None:
+            self.popen.stdout.close()
+
+
+@dataclass
+class DockerBackend:
+    """Each host is ``docker run IMAGE train`` on a user-defined network where the container
+    answers to its host name, with the host's tree mounted at ``/opt/ml``."""
+
+    name: str = "docker"
+    network_interface: str = "eth0"
+    network: str | None = None
+    containers: list[str] = field(default_factory=list)
+    _suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+
+    def container_base(self, host_dir: Path) -> str:
+        return "/opt/ml"
+
+    def prepare(self, job_name: str, hosts: Sequence[str]) -> None:
+        problem = docker_problem()
+        if problem:
+            raise PlatformError(f"--docker needs a Docker engine: {problem}")
+        self.network = f"sagedock-{job_name[:40]}-{self._suffix}"
+        _docker("network", "create", self.network)
+
+    def start(
+        self,
+        host: str,
+        host_dir: Path,
+        env: Mapping[str, str],
+        *,
+        image: str | None = None,
+        entrypoint: Sequence[str] = (),
+        arguments: Sequence[str] = (),
+        extra_mounts: Mapping[str, str] | None = None,
+    ) -> HostRun:
+        from sagedock.toolkit.images.docker import cli
+
+        if not image:
+            raise PlatformError("the docker backend needs an image")
+        assert self.network is not None, "prepare() first"
+        name = f"{self.network}-{host}"
+        cmd = [
+            cli(),
+            "run",
+            "--name",
+            name,
+            "--network",
+            self.network,
+            "--network-alias",
+            host,
+            "--hostname",
+            host,
+            "--volume",
+            f"{host_dir}:/opt/ml",
+        ]
+        for source, target in (extra_mounts or {}).items():
+            cmd += ["--volume", f"{source}:{target}"]
+        for key, value in env.items():
+            cmd += ["--env", f"{key}={value}"]
+        if entrypoint:
+            cmd += ["--entrypoint", entrypoint[0], image, *entrypoint[1:], *arguments]
+        elif arguments:
+            cmd += [image, *arguments]
+        else:
+            cmd += [image, "train"]
+        try:
+            popen = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise PlatformError(f"cannot start {host}: {exc}") from exc
+        self.containers.append(name)
+        return ContainerHost(host, name, popen)
+
+    def teardown(self) -> None:
+        for name in self.containers:
+            _docker("rm", "--force", name, check=False)
+        if self.network:
+            _docker("network", "rm", self.network, check=False)

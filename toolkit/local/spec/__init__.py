@@ -1,0 +1,15 @@
+"""SageMaker request documents (CreateTrainingJob, CreateModel, CreateTransformJob) parsed
+into frozen specs, with errors that name the JSON path of the bad field."""
+
+from .model import ModelSpec as ModelSpec
+from .model import parse_model as parse_model
+from .reader import Node as Node
+from .reader import SpecError as SpecError
+from .reader import load_document as load_document
+from .training import InputChannel as InputChannel
+from .training import InstanceGroup as InstanceGroup
+from .training import MetricDefinition as MetricDefinition
+from .training import TrainingJobSpec as TrainingJobSpec
+from .training import parse_training_job as parse_training_job
+from .transform import TransformJobSpec as TransformJobSpec
+from .transform import parse_transform_job as parse_transform_job

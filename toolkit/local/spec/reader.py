@@ -1,0 +1,238 @@
+"""Reading SageMaker request JSON with errors that name the JSON path of the bad field.
+
+A :class:`Node` wraps one JSON value and the path that leads to it
+(``InputDataConfig[1].DataSource.S3DataSource.S3Uri``); its accessors check types, choices and
+ranges and raise :class:`SpecError` saying which field is wrong and why.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sagedock.toolkit.errors import UserError
+
+
+class SpecError(UserError):
+    """A request document (or the flags that build one) is invalid; the message starts with the
+    JSON path of the field at fault."""
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+@dataclass(frozen=True)
+class Node:
+    """A JSON value at *path* in a request document."""
+
+    value: Any
+    path: str = ""
+
+    # -- errors ---------------------------------------------------------------------------
+    def error(self, problem: str, key: str | int | None = None) -> SpecError:
+        path = self.path if key is None else _join(self.path, key)
+        return SpecError(f"{path or '(document)'}: {problem}")
+
+    # -- structure ------------------------------------------------------------------------
+    def as_object(self) -> dict[str, Any]:
+        if not isinstance(self.value, dict):
+            raise self.error(f"expected an object, got {_kind(self.value)}")
+        return self.value
+
+    def has(self, key: str) -> bool:
+        return key in self.as_object() and self.as_object()[key] is not None
+
+    def child(self, key: str | int) -> Node:
+        if isinstance(key, int):
+            return Node(self.value[key], _join(self.path, key))
+        return Node(self.as_object().get(key), _join(self.path, key))
+
+    def object(self, key: str, *, required: bool = False) -> Node | None:
+        """The object under *key*, or None when absent (an error when *required*)."""
+        node = self.child(key)
+        if node.value is None:
+            if required:
+                raise self.error("is required", key)
+            return None
+        node.as_object()
+        return node
+
+    def items(self, key: str, *, required: bool = False, min_items: int = 0) -> list[Node]:
+        """The elements of the list under *key* (empty when absent)."""
+        node = self.child(key)
+        if node.value is None:
+            if required:
+                raise self.error("is required", key)
+            return []
+        if not isinstance(node.value, list):
+            raise node.error(f"expected a list, got {_kind(node.value)}")
+        if len(node.value) < min_items:
+            raise node.error(f"needs at least {min_items} element(s)")
+        return [node.child(i) for i in range(len(node.value))]
+
+    def check_keys(self, known: Iterable[str], ignored: Iterable[str] = ()) -> None:
+        """Refuse keys that are neither *known* nor *ignored* (accepted, meaningless locally),
+        suggesting the closest known key: a typo must not be silently dropped."""
+        known_set = set(known)
+        allowed = known_set | set(ignored)
+        for key in self.as_object():
+            if key not in allowed:
+                close = difflib.get_close_matches(key, sorted(allowed), n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise self.error(f"unknown field{hint}", key)
+
+    # -- scalars --------------------------------------------------------------------------
+    def string(
+        self,
+        key: str,
+        *,
+        required: bool = False,
+        default: str | None = None,
+        choices: Iterable[str] | None = None,
+        pattern: str | None = None,
+        max_length: int | None = None,
+        allow_empty: bool = False,
+    ) -> str | None:
+        """The string under *key*; absent gives *default* (an error when *required*)."""
+        value = self.as_object().get(key)
+        if value is None:
+            if required:
+                raise self.error("is required", key)
+            return default
+        if not isinstance(value, str):
+            raise self.error(f"expected a string, got {_kind(value)}", key)
+        if not value and not allow_empty:
+            if required:
+                raise self.error("must not be empty", key)
+            return default
+        if choices is not None:
+            options = list(choices)
+            if value not in options:
+                # Accept a different case (API values are case-sensitive; people are not).
+                folded = {o.lower(): o for o in options}
+                if value.lower() in folded:
+                    return folded[value.lower()]
+                raise self.error(f"{value!r} is not one of {', '.join(options)}", key)
+        if pattern is not None and not re.fullmatch(pattern, value):
+            raise self.error(f"{value!r} does not match {pattern}", key)
+        if max_length is not None and len(value) > max_length:
+            raise self.error(f"is longer than {max_length} characters", key)
+        return value
+
+    def integer(
+        self,
+        key: str,
+        *,
+        required: bool = False,
+        default: int | None = None,
+        minimum: int | None = None,
+        maximum: int | None = None,
+    ) -> int | None:
+        value = self.as_object().get(key)
+        if value is None:
+            if required:
+                raise self.error("is required", key)
+            return default
+        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.error(f"expected an integer, got {_kind(value)}", key)
+        if minimum is not None and value < minimum:
+            raise self.error(f"{value} is below the minimum {minimum}", key)
+        if maximum is not None and value > maximum:
+            raise self.error(f"{value} is above the maximum {maximum}", key)
+        return value
+
+    def string_map(self, key: str, *, json_encode_values: bool = False) -> dict[str, str]:
+        """A ``{string: string}`` object. With *json_encode_values*, numbers and booleans are
+        accepted and written as JSON (``10``, ``true``), as a convenience over the API, which
+        takes strings only."""
+        node = self.child(key)
+        if node.value is None:
+            return {}
+        obj = node.as_object()
+        out: dict[str, str] = {}
+        for k, v in obj.items():
+            if isinstance(v, str):
+                out[k] = v
+            elif json_encode_values and isinstance(v, int | float | bool):
+                out[k] = json.dumps(v)
+            else:
+                raise node.error(f"expected a string value, got {_kind(v)}", k)
+        return out
+
+    def string_list(self, key: str) -> tuple[str, ...]:
+        out = []
+        for item in self.items(key):
+            if not isinstance(item.value, str):
+                raise item.error(f"expected a string, got {_kind(item.value)}")
+            out.append(item.value)
+        return tuple(out)
+
+
+def load_document(source: str | Path) -> Node:
+    """Parse a request document from a file path (or ``-`` is not supported: pass a file)."""
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"cannot read spec file {path}: {exc.strerror or exc}") from exc
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(
+            f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from exc
+    node = Node(value)
+    node.as_object()
+    return node
+
+
+def walk(node: Node) -> Iterator[Node]:
+    """Every node under *node*, depth first (used to rewrite URIs)."""
+    yield node
+    if isinstance(node.value, dict):
+        for key in node.value:
+            yield from walk(node.child(key))
+    elif isinstance(node.value, list):
+        for i in range(len(node.value)):
+            yield from walk(node.child(i))
+
+
+def parse_key_values(items: Iterable[str], flag: str) -> dict[str, str]:
+    """``["A=1", "B=x=y"]`` -> ``{"A": "1", "B": "x=y"}``; a missing ``=`` names *flag*."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SpecError(f"{flag} {item!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
+
+
+def as_mapping(value: Mapping[str, Any] | Node) -> Node:
+    return value if isinstance(value, Node) else Node(dict(value))

@@ -1,0 +1,103 @@
+"""Putting channel data where a host reads it.
+
+Pure planning first: :func:`channel_objects` lists what a channel holds (a prefix, a local
+directory or file, a manifest), and :func:`objects_for_host` picks one host's share of it for
+an epoch (``ShuffleConfig`` shuffles with the seed, per epoch; ``ShardedByS3Key`` deals the
+objects out to the hosts in turn; ``FullyReplicated`` gives every host everything). Then the
+side effects: :class:`ObjectCache` downloads each S3 object once per job, and
+:func:`stage_files` fills a File-mode channel directory.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from sagedock.toolkit.errors import UserError
+
+from . import locations
+from .locations import DataObject
+from .manifests import read_manifest
+from .progress import Progress
+from .spec.training import InputChannel
+
+T = TypeVar("T")
+
+
+def channel_objects(
+    channel: InputChannel, *, environ: Mapping[str, str] | None = None
+) -> list[DataObject]:
+    """Every object of an ``S3Prefix`` or ``ManifestFile`` channel, in key / manifest order."""
+    try:
+        if channel.data_type == "ManifestFile":
+            return read_manifest(channel.location, environ=environ)
+        return locations.list_objects(channel.location, environ=environ)
+    except UserError as exc:
+        raise UserError(f"channel {channel.name!r}: {exc.message}") from None
+
+
+def objects_for_host(
+    objects: Sequence[T],
+    channel: InputChannel,
+    host_index: int,
+    host_count: int,
+    epoch: int = 0,
+) -> list[T]:
+    """The share of *objects* that host number *host_index* (0-based) of *host_count* gets.
+
+    Shuffling happens before sharding, with a generator seeded by the channel's seed and the
+    epoch, so every host computes the same permutation and the shards never overlap.
+    """
+    items = list(objects)
+    if channel.shuffle_seed is not None:
+        random.Random(f"{channel.shuffle_seed}:{epoch}").shuffle(items)
+    if channel.distribution == "ShardedByS3Key" and host_count > 1:
+        items = items[host_index::host_count]
+    return items
+
+
+class ObjectCache:
+    """Local copies of S3 objects, each downloaded once per job (threads may share it)."""
+
+    def __init__(self, root: Path, environ: Mapping[str, str] | None = None) -> None:
+        self.root = root
+        self.environ = environ
+        self._lock = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    def local_path(self, location: str) -> Path:
+        """A local file with the content at *location* (downloading S3 objects on first use)."""
+        if not locations.is_s3(location):
+            return Path(location)
+        bucket_key = location[5:]
+        dest = self.root.joinpath(*[p for p in bucket_key.split("/") if p not in ("", ".", "..")])
+        with self._lock:
+            lock = self._locks.setdefault(location, threading.Lock())
+        with lock:
+            if not dest.is_file():
+                locations.fetch(location, dest, environ=self.environ)
+        return dest
+
+
+def stage_files(
+    objects: Sequence[DataObject],
+    dest_dir: Path,
+    cache: ObjectCache,
+    progress: Progress | None = None,
+) -> list[Path]:
+    """Copy *objects* into *dest_dir* at their relative paths; returns the files written."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for obj in objects:
+        src = cache.local_path(obj.location)
+        dest = dest_dir.joinpath(*obj.relative.split("/"))
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+        written.append(dest)
+        if progress is not None:
+            progress.advance(obj.size if obj.size is not None else dest.stat().st_size)
+    return written

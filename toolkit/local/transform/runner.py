@@ -1,0 +1,358 @@
+"""Running a batch transform against a model server that is already up.
+
+:func:`transform_stream` is the core (split -> InputFilter -> mini-batches -> concurrent
+requests -> outputs assembled in input order); :func:`run_transform` applies it to every input
+file of a :class:`~sagedock.toolkit.local.spec.TransformJobSpec` and publishes the ``.out``
+files only once every file has succeeded, so a failure leaves no partial output.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import shutil
+import tempfile
+import time
+import zlib
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, BinaryIO, TypeVar
+
+from sagedock.toolkit.errors import UserError
+from sagedock.toolkit.local import http, locations
+from sagedock.toolkit.local.locations import DataObject
+from sagedock.toolkit.local.manifests import read_manifest
+from sagedock.toolkit.local.spec.transform import TransformJobSpec
+
+from .batch import Batch, Record, make_batches
+from .dataprocessing import DataProcessing
+from .split import split_records
+
+DEFAULT_MAX_PAYLOAD_MB = 6
+DEFAULT_MAX_CONCURRENT = 1
+DEFAULT_STRATEGY = "MultiRecord"
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class TransformError(UserError):
+    """A transform failed; the message names the file and the records."""
+
+
+# -- settings -------------------------------------------------------------------------------
+def normalize_strategy(value: object) -> str | None:
+    """``MultiRecord``/``MULTI_RECORD``/``multi_record`` -> ``MultiRecord`` (same for single);
+    anything else -> None."""
+    if not isinstance(value, str):
+        return None
+    key = value.replace("_", "").replace("-", "").lower()
+    return {"multirecord": "MultiRecord", "singlerecord": "SingleRecord"}.get(key)
+
+
+@dataclass(frozen=True)
+class TransformSettings:
+    batch_strategy: str
+    max_payload_mb: int  # 0 = no limit
+    max_concurrent: int
+
+    @property
+    def env_strategy(self) -> str:
+        return "MULTI_RECORD" if self.batch_strategy == "MultiRecord" else "SINGLE_RECORD"
+
+
+def _positive_int(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
+
+def resolve_settings(
+    spec: TransformJobSpec, container: Mapping[str, object] | None
+) -> TransformSettings:
+    """Each setting from the request if set there, else from the container's
+    ``/execution-parameters`` (either spelling of the strategy), else the defaults
+    (MultiRecord, 6 MB, 1 concurrent request)."""
+    container = container or {}
+    strategy = (
+        spec.batch_strategy
+        or normalize_strategy(container.get("BatchStrategy"))
+        or DEFAULT_STRATEGY
+    )
+    payload = spec.max_payload_mb
+    if payload is None:
+        payload = _positive_int(container.get("MaxPayloadInMB"))
+    if payload is None:
+        payload = DEFAULT_MAX_PAYLOAD_MB
+    concurrent = spec.max_concurrent or _positive_int(container.get("MaxConcurrentTransforms"))
+    return TransformSettings(strategy, payload, max(1, concurrent or DEFAULT_MAX_CONCURRENT))
+
+
+def transform_environment(spec: TransformJobSpec) -> dict[str, str]:
+    """The container environment of a transform job: the request's ``Environment`` plus what
+    SageMaker adds (the last three only when set in the request)."""
+    env = dict(spec.environment)
+    env["SAGEMAKER_BATCH"] = "true"
+    if spec.max_payload_mb is not None:
+        env["SAGEMAKER_MAX_PAYLOAD_IN_MB"] = str(spec.max_payload_mb)
+    if spec.batch_strategy is not None:
+        env["SAGEMAKER_BATCH_STRATEGY"] = (
+            "MULTI_RECORD" if spec.batch_strategy == "MultiRecord" else "SINGLE_RECORD"
+        )
+    if spec.max_concurrent:
+        env["SAGEMAKER_MAX_CONCURRENT_TRANSFORMS"] = str(spec.max_concurrent)
+    return env
+
+
+# -- the core -------------------------------------------------------------------------------
+def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """``map(fn, items)`` with up to *workers* calls at once, results in input order, and at
+    most ``2 * workers`` items in flight (so memory stays bounded)."""
+    if workers <= 1:
+        for item in items:
+            yield fn(item)
+        return
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="transform")
+    pending: deque[Future[R]] = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass(frozen=True)
+class StreamStats:
+    records: int
+    requests: int
+
+
+def transform_stream(
+    stream: BinaryIO,
+    out: IO[bytes],
+    send: Callable[[Batch], bytes],
+    *,
+    split_type: str,
+    settings: TransformSettings,
+    assemble_with: str = "None",
+    processing: DataProcessing | None = None,
+    source: str = "input",
+) -> StreamStats:
+    """Transform one input *stream* into *out*.
+
+    *send* gets each mini-batch and returns the response body (raising on failure). Output is
+    written in input order whatever order responses arrive in.
+    """
+    dp = processing
+    counter = {"records": 0, "requests": 0}
+
+    def records() -> Iterator[Record]:
+        for index, raw in enumerate(split_records(stream, split_type, source=source)):
+            payload = dp.filter_input(raw, f"{source} record {index + 1}") if dp else raw
+            counter["records"] += 1
+            yield Record(index, raw, payload)
+
+    batches = make_batches(
+        records(),
+        strategy=settings.batch_strategy if split_type != "None" else "SingleRecord",
+        max_payload_mb=settings.max_payload_mb,
+        source=source,
+    )
+
+    def call(batch: Batch) -> tuple[Batch, bytes]:
+        return batch, send(batch)
+
+    for batch, body in ordered_map(call, batches, settings.max_concurrent):
+        counter["requests"] += 1
+        if dp is not None and dp.per_record_output:
+            where = f"{source} {batch.describe()}"
+            outputs = dp.split_response(body, len(batch.records), where)
+            for record, output in zip(batch.records, outputs, strict=True):
+                out.write(dp.join(record.raw, output, f"{source} record {record.index + 1}"))
+        else:
+            out.write(body)
+            if assemble_with == "Line" and not body.endswith(b"\n"):
+                out.write(b"\n")
+    return StreamStats(counter["records"], counter["requests"])
+
+
+# -- requests -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Invoker:
+    """Sends mini-batches to ``/invocations`` with the job's timeout and retries."""
+
+    url: str
+    content_type: str | None
+    accept: str | None
+    timeout: float = 600.0
+    retries: int = 3
+    backoff: float = 0.2
+
+    def send(self, batch: Batch, source: str) -> bytes:
+        where = f"{source} {batch.describe()}"
+        body = batch.body
+        last = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(min(self.backoff * 2 ** (attempt - 1), 2.0))
+            try:
+                resp = http.invoke(
+                    self.url,
+                    body,
+                    content_type=self.content_type,
+                    accept=self.accept,
+                    timeout=self.timeout,
+                )
+            except http.ConnectionFailed as exc:
+                last = exc.message
+                continue
+            if resp.ok:
+                return resp.body
+            last = f"the model answered {resp.status}: {resp.error_message()}"
+            if resp.status < 500:
+                raise TransformError(f"{where}: {last}")
+        attempts = self.retries + 1
+        raise TransformError(f"{where}: failed after {attempts} attempt(s): {last}")
+
+
+# -- a whole job ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FileResult:
+    source: str
+    output: str
+    records: int
+    requests: int
+
+
+@dataclass(frozen=True)
+class TransformResult:
+    files: tuple[FileResult, ...]
+    settings: TransformSettings
+    seconds: float
+
+    @property
+    def records(self) -> int:
+        return sum(f.records for f in self.files)
+
+
+def list_inputs(
+    spec: TransformJobSpec, *, environ: Mapping[str, str] | None = None
+) -> list[DataObject]:
+    """The input files of *spec*, in order, each with its path relative to the input prefix."""
+    if spec.input_data_type == "ManifestFile":
+        return read_manifest(spec.input_location, environ=environ)
+    return locations.list_objects(spec.input_location, environ=environ)
+
+
+def _send_from(invoker: Invoker, source: str, batch: Batch) -> bytes:
+    return invoker.send(batch, source)
+
+
+def _open_input(path: Path, compression: str, source: str) -> BinaryIO:
+    if compression == "Gzip":
+        return gzip.open(path, "rb")  # type: ignore[return-value]
+    return open(path, "rb")
+
+
+def run_transform(
+    spec: TransformJobSpec,
+    url: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    work_dir: Path | None = None,
+    log: Callable[[str], None] | None = None,
+    settings: TransformSettings | None = None,
+) -> TransformResult:
+    """Transform every input file of *spec* through the server at *url*.
+
+    Outputs ``<output>/<relative input path>.out`` for every input file, published only after
+    all files succeeded.
+
+    :raises TransformError: naming the file and record range of the first failure.
+    """
+    started = time.monotonic()
+    say = log or (lambda _msg: None)
+    if settings is None:
+        settings = resolve_settings(spec, http.execution_parameters(url))
+    processing = DataProcessing.create(
+        input_filter=spec.input_filter,
+        output_filter=spec.output_filter,
+        join_source=spec.join_source,
+        content_type=spec.content_type,
+        accept=spec.accept,
+    )
+    processing.check_formats()
+    dp = processing if processing.active else None
+    invoker = Invoker(
+        url,
+        spec.content_type,
+        spec.accept,
+        timeout=float(spec.invocation_timeout),
+        retries=spec.invocation_retries,
+    )
+    inputs = list_inputs(spec, environ=environ)
+    say(
+        f"transform {spec.name}: {len(inputs)} file(s), SplitType {spec.split_type}, "
+        f"{settings.batch_strategy}, MaxPayloadInMB {settings.max_payload_mb}, "
+        f"MaxConcurrentTransforms {settings.max_concurrent}"
+    )
+    owns_work = work_dir is None
+    work = Path(tempfile.mkdtemp(prefix="sagedock-transform-")) if owns_work else Path(work_dir)  # type: ignore[arg-type]
+    results: list[FileResult] = []
+    staged: list[tuple[Path, str]] = []
+    try:
+        for i, obj in enumerate(inputs):
+            name = obj.location
+            if locations.is_s3(obj.location):
+                local = locations.fetch(obj.location, work / "in" / f"{i}", environ=environ)
+            else:
+                local = Path(obj.location)
+            out_path = work / "out" / f"{i}.out"
+            out_path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with (
+                    _open_input(local, spec.compression, name) as stream,
+                    open(out_path, "wb") as out,
+                ):
+                    stats = transform_stream(
+                        stream,
+                        out,
+                        functools.partial(_send_from, invoker, name),
+                        split_type=spec.split_type,
+                        settings=settings,
+                        assemble_with=spec.assemble_with,
+                        processing=dp,
+                        source=name,
+                    )
+            except (OSError, EOFError, zlib.error) as exc:
+                if isinstance(exc, gzip.BadGzipFile | EOFError | zlib.error):
+                    raise TransformError(f"{name}: not valid gzip data ({exc})") from exc
+                raise
+            except UserError as exc:
+                raise TransformError(exc.message) from exc
+            dest = locations.join(spec.output_location, obj.relative + ".out")
+            staged.append((out_path, dest))
+            results.append(FileResult(obj.location, dest, stats.records, stats.requests))
+            say(f"  {obj.relative}: {stats.records} record(s) in {stats.requests} request(s)")
+        for out_path, dest in staged:
+            locations.publish_file(out_path, dest, environ=environ)
+    finally:
+        if owns_work:
+            shutil.rmtree(work, ignore_errors=True)
+        else:
+            shutil.rmtree(work / "in", ignore_errors=True)
+            shutil.rmtree(work / "out", ignore_errors=True)
+    return TransformResult(tuple(results), settings, time.monotonic() - started)

@@ -1,0 +1,149 @@
+"""``sagedock local transform``: a CreateTransformJob run on this machine.
+
+Starts the model's server (or uses one already running at ``url``) with the environment
+SageMaker gives a transform container, asks ``/execution-parameters``, transforms every input
+file, publishes the ``.out`` files, and keeps a DescribeTransformJob-like record in the state
+directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from sagedock.toolkit.errors import SagedockError, UserError
+
+from . import http, state
+from .record import now
+from .serving import LocalEndpoint, ServeOptions
+from .spec.model import ModelSpec
+from .spec.transform import TransformJobSpec
+from .training import arn
+from .transform.runner import (
+    TransformResult,
+    resolve_settings,
+    run_transform,
+    transform_environment,
+)
+
+TRANSFORM_RECORD_NAME = "transform-job.json"
+
+
+@dataclass(frozen=True)
+class TransformOptions:
+    url: str | None = None
+    """Use the server already answering at this URL instead of starting one."""
+    serve: ServeOptions | None = None
+    replace: bool = True
+    stream: TextIO | None = None
+
+
+@dataclass(frozen=True)
+class TransformJobResult:
+    record: dict[str, Any]
+    result: TransformResult | None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.record["TransformJobStatus"] == "Completed" else 1
+
+
+def run_transform_job(
+    spec: TransformJobSpec,
+    *,
+    model: ModelSpec | None = None,
+    environ: Mapping[str, str] | None = None,
+    options: TransformOptions | None = None,
+) -> TransformJobResult:
+    """Run *spec* against *model* (started locally) or ``options.url``.
+
+    Failures end in a record with ``TransformJobStatus`` Failed and a ``FailureReason`` naming
+    the file and records; nothing is published then.
+    """
+    env = dict(os.environ if environ is None else environ)
+    opts = options or TransformOptions()
+    out = opts.stream or sys.stdout
+    job_dir = state.entry_dir(state.TRANSFORM, spec.name, env)
+    if (job_dir / TRANSFORM_RECORD_NAME).exists() and not opts.replace:
+        raise UserError(f"a transform job named {spec.name!r} exists already")
+    if opts.url is None and model is None:
+        raise UserError("a transform job needs a model (--model / --model-spec) or --url")
+    if job_dir.exists():
+        shutil.rmtree(job_dir)
+    job_dir.mkdir(parents=True)
+    record: dict[str, Any] = {
+        "TransformJobName": spec.name,
+        "TransformJobArn": arn("transform-job", spec.name),
+        "TransformJobStatus": "InProgress",
+        "ModelName": spec.model_name,
+        "CreationTime": now(),
+        **{
+            k: v
+            for k, v in spec.request.items()
+            if k
+            in (
+                "TransformInput",
+                "TransformOutput",
+                "TransformResources",
+                "DataProcessing",
+                "ModelClientConfig",
+                "Environment",
+            )
+        },
+    }
+    record_path = job_dir / TRANSFORM_RECORD_NAME
+    state.write_json_atomic(record_path, record)
+    endpoint: LocalEndpoint | None = None
+    result: TransformResult | None = None
+    try:
+        url = opts.url
+        if url is None:
+            assert model is not None
+            serve = opts.serve or ServeOptions(port=0)
+            endpoint = LocalEndpoint(
+                model,
+                name=f"transform-{spec.name}",
+                environ=env,
+                options=serve,
+                extra_env=transform_environment(spec),
+                directory=job_dir / "endpoint",
+            )
+            out.write(f"{now()} starting the model server for {spec.name}\n")
+            url = endpoint.start()
+        record["TransformStartTime"] = now()
+        settings = resolve_settings(spec, http.execution_parameters(url))
+        record.update(
+            BatchStrategy=settings.batch_strategy,
+            MaxPayloadInMB=settings.max_payload_mb,
+            MaxConcurrentTransforms=settings.max_concurrent,
+        )
+        state.write_json_atomic(record_path, record)
+
+        def log(line: str) -> None:
+            out.write(line + "\n")
+            out.flush()
+
+        result = run_transform(
+            spec, url, environ=env, work_dir=job_dir / "work", log=log, settings=settings
+        )
+        record["TransformJobStatus"] = "Completed"
+        record["TransformOutputs"] = [f.output for f in result.files]
+        record["RecordCount"] = result.records
+    except SagedockError as exc:
+        record["TransformJobStatus"] = "Failed"
+        record["FailureReason"] = exc.describe()[:1024]
+    finally:
+        if endpoint is not None:
+            endpoint.stop()
+        record["TransformEndTime"] = now()
+        state.write_json_atomic(record_path, record)
+        shutil.rmtree(job_dir / "work", ignore_errors=True)
+    if record["TransformJobStatus"] == "Failed":
+        out.write(f"{now()} Failed - {record['FailureReason']}\n")
+    else:
+        out.write(f"{now()} Completed - {record['RecordCount']} record(s) transformed\n")
+    return TransformJobResult(record, result)
