@@ -8,6 +8,7 @@ import pytest
 
 pytest_plugins = [
     "tests.fixtures.s3",
+    "tests.fixtures.xgboost",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,134 @@
+"""The unit every reader yields: a block of rows as numpy / scipy arrays.
+
+Readers stream a channel as a sequence of :class:`Batch` objects (tens of thousands of rows
+each), so an algorithm can hand them to its framework batch by batch (an ``xgboost.DataIter``,
+a torch ``IterableDataset``) without ever holding the data as Python objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import scipy.sparse
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Rows of one channel.
+
+    :param features: ``float32`` 2-D; a dense ndarray (``NaN`` = missing) or a
+        ``scipy.sparse.csr_matrix`` (absent entries = missing).
+    :param label: ``float32`` 1-D, one per row; ``None`` when the data has no labels.
+    :param weight: ``float32`` 1-D instance weights, or ``None``.
+    :param qid: ranking group ids (libsvm ``qid:``), or ``None``.
+    """
+
+    features: np.ndarray | scipy.sparse.csr_matrix
+    label: np.ndarray | None = None
+    weight: np.ndarray | None = None
+    qid: np.ndarray | None = None
+
+    @property
+    def num_rows(self) -> int:
+        return int(self.features.shape[0])
+
+    @property
+    def num_cols(self) -> int:
+        return int(self.features.shape[1])
+
+    @property
+    def is_sparse(self) -> bool:
+        return not isinstance(self.features, np.ndarray)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the arrays of this batch."""
+        total = 0
+        if isinstance(self.features, np.ndarray):
+            total += self.features.nbytes
+        else:
+            f = self.features
+            total += f.data.nbytes + f.indices.nbytes + f.indptr.nbytes
+        for extra in (self.label, self.weight, self.qid):
+            if extra is not None:
+                total += extra.nbytes
+        return total
+
+
+def total_rows(batches: Sequence[Batch]) -> int:
+    return sum(b.num_rows for b in batches)
+
+
+def max_cols(batches: Sequence[Batch]) -> int:
+    return max((b.num_cols for b in batches), default=0)
+
+
+def dense_to_csr(features: np.ndarray) -> Any:
+    """A dense float matrix as CSR keeping every non-``NaN`` value, zeros included.
+
+    ``scipy.sparse.csr_matrix(dense)`` drops zeros, which a sparse consumer would then read as
+    *missing*; this keeps the dense meaning (only ``NaN`` is missing).
+    """
+    import scipy.sparse
+
+    present = ~np.isnan(features)
+    indptr = np.zeros(features.shape[0] + 1, dtype=np.int64)
+    np.cumsum(present.sum(axis=1), out=indptr[1:])
+    rows, cols = np.nonzero(present)
+    del rows
+    return scipy.sparse.csr_matrix(
+        (features[present].astype(np.float32, copy=False), cols.astype(np.int32), indptr),
+        shape=features.shape,
+    )
+
+
+def concat(batches: Sequence[Batch]) -> Batch:
+    """All *batches* as one (dense when every batch is dense, else CSR of the widest width)."""
+    import scipy.sparse
+
+    if not batches:
+        raise ValueError("concat() needs at least one batch")
+    width = max_cols(batches)
+    if all(not b.is_sparse for b in batches):
+        features: Any = np.concatenate([b.features for b in batches], axis=0)
+    else:
+        parts = [
+            widen(b.features if b.is_sparse else dense_to_csr(b.features), width) for b in batches
+        ]
+        features = scipy.sparse.vstack(parts, format="csr")
+
+    def _join(name: str, fill: float | None) -> np.ndarray | None:
+        values = [getattr(b, name) for b in batches]
+        if all(v is None for v in values):
+            return None
+        if fill is None and any(v is None for v in values):
+            return None
+        return np.concatenate(
+            [
+                v if v is not None else np.full(b.num_rows, fill, dtype=np.float32)
+                for v, b in zip(values, batches, strict=True)
+            ]
+        )
+
+    return Batch(
+        features=features,
+        label=_join("label", None),
+        weight=_join("weight", 1.0),
+        qid=_join("qid", None),
+    )
+
+
+def widen(matrix: Any, width: int) -> Any:
+    """A CSR matrix with *width* columns (extra columns empty); no copy of the data."""
+    import scipy.sparse
+
+    if matrix.shape[1] == width:
+        return matrix
+    return scipy.sparse.csr_matrix(
+        (matrix.data, matrix.indices, matrix.indptr), shape=(matrix.shape[0], width), copy=False
+    )

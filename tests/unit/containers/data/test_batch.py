@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse
+
+from sagedock.containers.data.batch import Batch, concat, dense_to_csr
+
+
+def test_dense_to_csr_keeps_zeros_and_drops_only_nan() -> None:
+    dense = np.array([[0.0, np.nan, 2.0], [np.nan, 0.0, np.nan]], dtype=np.float32)
+    csr = dense_to_csr(dense)
+    assert csr.nnz == 3
+    assert csr.indices.tolist() == [0, 2, 1]
+    assert csr.data.tolist() == [0.0, 2.0, 0.0]
+
+
+def test_concat_widens_sparse_batches_and_fills_missing_weights() -> None:
+    a = Batch(scipy.sparse.csr_matrix(np.eye(2, dtype=np.float32)), np.zeros(2, np.float32))
+    b = Batch(
+        scipy.sparse.csr_matrix(np.ones((1, 3), dtype=np.float32)),
+        np.ones(1, np.float32),
+        weight=np.array([5.0], np.float32),
+    )
+    joined = concat([a, b])
+    assert joined.features.shape == (3, 3)
+    assert joined.weight.tolist() == [1.0, 1.0, 5.0]  # type: ignore[union-attr]
+    assert joined.label.tolist() == [0.0, 0.0, 1.0]  # type: ignore[union-attr]

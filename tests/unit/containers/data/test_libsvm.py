@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sagedock.containers.data.batch import concat
+from sagedock.containers.data.libsvm import parse_libsvm, read_libsvm_files
+from sagedock.toolkit.errors import UserError
+from tests.fixtures.xgboost import make_dataset, write_libsvm
+
+
+def test_indices_are_used_as_written(tmp_path: Path) -> None:
+    data = make_dataset("regression", rows=40, cols=4)
+    path = write_libsvm(tmp_path / "zero.libsvm", data.x, data.y)
+    batch = concat(list(read_libsvm_files([path])))
+    np.testing.assert_allclose(batch.features.toarray(), data.x, rtol=1e-6)
+    np.testing.assert_allclose(batch.label, data.y, rtol=1e-6)
+    one = write_libsvm(tmp_path / "one.libsvm", data.x, data.y, one_based=True)
+    batch = concat(list(read_libsvm_files([one])))
+    # 1-based files get an empty column 0, as SageMaker's XGBoost reads them.
+    assert batch.num_cols == 5
+    np.testing.assert_allclose(batch.features.toarray()[:, 1:], data.x, rtol=1e-6)
+
+
+def test_abalone_gives_nine_columns_and_all_rows(shared_testdata: Path) -> None:
+    base = shared_testdata / "xgboost" / "abalone" / "data"
+    files = sorted((base / "train").iterdir()) + sorted((base / "validation").iterdir())
+    batch = concat(list(read_libsvm_files(files)))
+    assert batch.num_rows == 3548
+    assert batch.num_cols == 9
+
+
+def test_label_weight_gives_instance_weights(shared_testdata: Path) -> None:
+    path = shared_testdata / "xgboost" / "data" / "libsvm" / "train.libsvm.weights"
+    batch = concat(list(read_libsvm_files([path])))
+    assert batch.num_rows == 5 and batch.weight is not None
+    assert np.all(batch.weight > 0)
+
+
+def test_rows_without_a_weight_weigh_one_and_missing_entries_stay_missing() -> None:
+    batch = parse_libsvm(b"1:0.5 1:2 3:4\n0 2:1\n", labelled=True)
+    assert batch.label.tolist() == [1.0, 0.0]  # type: ignore[union-attr]
+    assert batch.weight.tolist() == [0.5, 1.0]  # type: ignore[union-attr]
+    assert batch.features.nnz == 3
+
+
+def test_qid_tokens_become_groups_not_features() -> None:
+    batch = parse_libsvm(b"1 qid:3 1:2\n0 qid:3 2:1\n2 qid:7 0:1\n", labelled=True)
+    assert batch.qid.tolist() == [3, 3, 7]  # type: ignore[union-attr]
+    assert batch.features.toarray().tolist() == [[0, 2, 0], [0, 0, 1], [1, 0, 0]]
+
+
+def test_blocks_are_parsed_in_parallel_and_in_order(tmp_path: Path) -> None:
+    data = make_dataset("binary", rows=5000, cols=8)
+    path = write_libsvm(tmp_path / "big.libsvm", data.x, data.y)
+    batches = list(read_libsvm_files([path], block_size=32 << 10))
+    assert len(batches) > 4
+    np.testing.assert_allclose(concat(batches).features.toarray(), data.x, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("1 2:abc", "'2:abc': the value is not a number"),
+        ("1 2:3:4", "'2:3:4' is not <index>:<value>"),
+        ("abc 1:2", "the label in 'abc' is not a number"),
+        ("1 2", "'2' is not <index>:<value>"),
+        ("1 a:2", "'a:2': the index must be a non-negative integer"),
+        ("1 -1:2", "'-1:2': the index must be a non-negative integer"),
+        ("1,2,3", "the label in '1,2,3' is not a number"),
+    ],
+)
+def test_malformed_lines_are_named(tmp_path: Path, line: str, problem: str) -> None:
+    path = tmp_path / "bad.libsvm"
+    path.write_text("1 1:1\n0 2:1\n" + line + "\n")
+    with pytest.raises(UserError) as info:
+        list(read_libsvm_files([path]))
+    assert info.value.message == (
+        "bad.libsvm: line 3 is not in LIBSVM format "
+        f"(<label>[:<weight>] <index>:<value> ...): {problem}"
+    )
+
+
+def test_inference_payloads_may_omit_the_label() -> None:
+    batch = parse_libsvm(b"2:1 3:1\n1 2:3\nlabel 0:5", labelled=False)
+    assert batch.label is None
+    assert batch.features.toarray().tolist() == [[0, 0, 1, 1], [0, 0, 3, 0], [5, 0, 0, 0]]

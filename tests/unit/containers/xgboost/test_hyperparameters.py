@@ -1,0 +1,221 @@
+"""Hyperparameter validation matches SageMaker's XGBoost (checklist rows X1-X7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sagedock.containers.xgboost.hyperparameters import SCHEMA, validate
+from sagedock.toolkit.errors import UserError
+
+
+def _error(hps: dict[str, Any]) -> str:
+    with pytest.raises(UserError) as info:
+        validate(hps)
+    return info.value.message
+
+
+def test_x1_missing_num_round() -> None:
+    assert _error({"max_depth": "5"}) == "Missing required hyperparameter: num_round"
+
+
+def test_x2_unknown_key_is_named() -> None:
+    assert _error({"num_round": "5", "verbose": "1"}) == "Extraneous hyperparameter found: verbose"
+    assert (
+        _error({"num_round": "5", "single_precision_histogram": "true"})
+        == "Extraneous hyperparameter found: single_precision_histogram"
+    )
+
+
+def test_x3_aliases_map_to_canonical_names() -> None:
+    hps = validate(
+        {
+            "num_round": "5",
+            "learning_rate": "0.2",
+            "reg_lambda": "3",
+            "reg_alpha": "0.5",
+            "min_split_loss": "4",
+        }
+    )
+    assert hps.xgboost_params() == {"eta": 0.2, "lambda": 3.0, "alpha": 0.5, "gamma": 4.0}
+
+
+def test_an_alias_and_its_name_together_are_refused() -> None:
+    assert "give only one" in _error({"num_round": "5", "eta": "0.1", "learning_rate": "0.2"})
+
+
+def test_x4_multiclass_needs_num_class() -> None:
+    assert (
+        _error({"num_round": "5", "objective": "multi:softmax"})
+        == "Require input for parameter 'num_class' for multi-classification"
+    )
+    validate({"num_round": "5", "objective": "multi:softprob", "num_class": "3"})
+
+
+def test_x5_auc_needs_a_classification_or_ranking_objective() -> None:
+    message = "Metric 'auc' can only be applied for classification and ranking problems."
+    assert (
+        _error({"num_round": "5", "eval_metric": "auc", "objective": "reg:squarederror"}) == message
+    )
+    validate({"num_round": "5", "eval_metric": "auc", "objective": "rank:pairwise"})
+
+
+def test_eval_metric_without_objective_is_checked_against_the_default_objective() -> None:
+    # SageMaker's container crashes here with KeyError: 'objective'.
+    message = "Metric 'auc' can only be applied for classification and ranking problems."
+    assert _error({"num_round": "5", "eval_metric": "auc"}) == message
+    assert validate({"num_round": "5", "eval_metric": "rmse,mae"}).eval_metric == ("rmse", "mae")
+
+
+def test_x6_monotone_constraints_need_exact_or_hist() -> None:
+    message = (
+        "monotone_constraints can be used only when the tree_method parameter is set to "
+        "either 'exact' or 'hist'."
+    )
+    assert _error({"num_round": "5", "monotone_constraints": "(1,-1)"}) == message
+    assert (
+        _error({"num_round": "5", "monotone_constraints": "(1,-1)", "tree_method": "gpu_hist"})
+        == message
+    )
+    hps = validate({"num_round": "5", "monotone_constraints": "(1,-1)", "tree_method": "hist"})
+    assert hps.xgboost_params()["monotone_constraints"] == "(1,-1)"
+
+
+def test_x7_thresholded_metrics_are_accepted() -> None:
+    hps = validate(
+        {"num_round": "5", "eval_metric": "error@0.7,auc", "objective": "binary:logistic"}
+    )
+    assert hps.eval_metric == ("error@0.7", "auc")
+    assert (
+        _error({"num_round": "5", "eval_metric": "error@x"})
+        == "Threshold value 't' in 'error@t' expects float input."
+    )
+    assert "customized threshold" in _error({"num_round": "5", "eval_metric": "rmse@3"})
+
+
+@pytest.mark.parametrize(
+    ("hps", "message"),
+    [
+        ({"num_round": "0"}, "Hyperparameter num_round: 0 is not in [1, +inf)"),
+        (
+            {"num_round": "1.5"},
+            "Hyperparameter num_round: could not parse value (caused by ValueError)",
+        ),
+        ({"num_round": "5", "subsample": "0"}, "Hyperparameter subsample: 0.0 is not in (0, 1]"),
+        ({"num_round": "5", "csv_weights": "2"}, "Hyperparameter csv_weights: 2 is not in [0, 1]"),
+        ({"num_round": "5", "eta": "1.5"}, "Hyperparameter eta: 1.5 is not in [0, 1]"),
+        (
+            {"num_round": "5", "booster": "gbforest"},
+            "Hyperparameter booster: gbforest is not in ['gbtree', 'gblinear', 'dart']",
+        ),
+        (
+            {"num_round": "5", "seed": str(-(2**31))},
+            "Hyperparameter seed: -2147483648 is not in (-2147483648, 2147483647)",
+        ),
+        (
+            {"num_round": "5", "interaction_constraints": "[[0, 1]]"},
+            "Hyperparameter interaction_constraints: value [[0, 1]] not in range [1, +inf)",
+        ),
+        (
+            {"num_round": "5", "tweedie_variance_power": "2"},
+            "Hyperparameter tweedie_variance_power: 2.0 is not in (1, 2)",
+        ),
+    ],
+)
+def test_range_and_parse_errors_read_like_sagemakers(hps: dict[str, Any], message: str) -> None:
+    assert _error(hps) == message
+
+
+def test_unknown_metric_lists_the_known_ones() -> None:
+    message = _error({"num_round": "5", "eval_metric": "foo"})
+    assert message.startswith("Hyperparameter eval_metric: value ['foo'] not in range ['accuracy',")
+
+
+def test_aft_metric_needs_the_aft_objective() -> None:
+    assert "'survival:aft'" in _error({"num_round": "5", "eval_metric": "aft-nloglik"})
+
+
+@pytest.mark.parametrize(
+    ("hps", "fragment"),
+    [
+        ({"booster": "gblinear", "updater": "grow_colmaker"}, "Linear updater should be one of"),
+        ({"process_type": "update", "updater": "grow_colmaker"}, "process_type 'update'"),
+        ({"updater": "grow_colmaker,grow_histmaker"}, "Only one tree grow plugin"),
+    ],
+)
+def test_updater_rules(hps: dict[str, Any], fragment: str) -> None:
+    assert fragment in _error({"num_round": "5", **hps})
+
+
+def test_updater_is_passed_on_comma_joined() -> None:
+    hps = validate({"num_round": "5", "updater": "grow_colmaker,prune"})
+    assert hps.xgboost_params()["updater"] == "grow_colmaker,prune"
+
+
+def test_internal_keys_are_accepted_and_not_passed_to_xgboost() -> None:
+    hps = validate(
+        {
+            "num_round": "5",
+            "_tuning_objective_metric": "validation:rmse",
+            "_kfold": "3",
+            "_num_cv_round": "2",
+            "csv_weights": "1",
+            "early_stopping_rounds": "3",
+            "save_model_on_termination": "true",
+        }
+    )
+    assert (hps.tuning_metric, hps.kfold, hps.num_cv_round) == ("rmse", 3, 2)
+    assert hps.csv_weights and hps.save_model_on_termination and hps.early_stopping_rounds == 3
+    assert hps.xgboost_params() == {}
+    assert "_tuning_objective_metric" in _error(
+        {"num_round": "5", "_tuning_objective_metric": "train:rmse"}
+    )
+    assert (
+        _error({"num_round": "5", "_kfold": "1"}) == "Hyperparameter _kfold: 1 is not in [2, +inf)"
+    )
+
+
+def test_json_decoded_values_give_the_same_answers_as_strings() -> None:
+    # TrainingEnv decodes each value; SageMaker passes strings. Same verdicts either way.
+    assert validate({"num_round": 5, "eta": 0.3, "save_model_on_termination": True}).values == (
+        validate({"num_round": "5", "eta": "0.3", "save_model_on_termination": "true"}).values
+    )
+    assert (
+        _error({"num_round": 1.5})
+        == "Hyperparameter num_round: could not parse value (caused by ValueError)"
+    )
+    assert validate(
+        {"num_round": 5, "interaction_constraints": [[1, 2]], "tree_method": "hist"}
+    ).get("interaction_constraints") == [[1, 2]]
+
+
+def test_tuple_values_are_literals_never_code() -> None:
+    message = _error(
+        {
+            "num_round": "5",
+            "monotone_constraints": "__import__('os').getcwd()",
+            "tree_method": "hist",
+        }
+    )
+    assert message.startswith("Hyperparameter monotone_constraints: could not parse value")
+
+
+def test_aft_loss_distribution_is_not_an_objective() -> None:
+    assert "use objective=survival:aft" in _error(
+        {"num_round": "5", "objective": "aft_loss_distribution"}
+    )
+
+
+def test_framework_parameters_are_not_hyperparameters() -> None:
+    assert validate({"num_round": "5", "sagemaker_program": "train.py"}).values == {"num_round": 5}
+
+
+def test_retired_parameters_are_accepted_and_dropped() -> None:
+    hps = validate({"num_round": "5", "predictor": "cpu_predictor", "max_depth": "3"})
+    assert hps.xgboost_params() == {"max_depth": 3}
+
+
+def test_every_schema_entry_names_a_kind_and_the_required_key() -> None:
+    assert [name for name, hp in SCHEMA.items() if hp.required] == ["num_round"]
+    assert {"_tuning_objective_metric", "_kfold", "_num_cv_round"} <= set(SCHEMA)
