@@ -1,0 +1,116 @@
+"""Algorithm mode (`--algorithm` / SAGEDOCK_ALGORITHM, entry points or pkg.module:function)
+and framework mode (SAGEMAKER_TRAINING_MODULE)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from .jobs import DUMP_SCRIPT, Job, make_job
+
+TOY_TRAIN = textwrap.dedent(
+    """\
+    from sagedock.toolkit.channels import open_channel
+    from sagedock.toolkit.errors import UserError
+
+    def train(env):
+        rounds = env.hyperparameters.get("num_round")
+        if not isinstance(rounds, int) or rounds < 1:
+            raise UserError(f"hyperparameter num_round must be a positive integer, not {rounds!r}")
+        rows = sum(len(p.read_text().splitlines()) for p in open_channel(env, "train").files())
+        env.model_dir.mkdir(parents=True, exist_ok=True)
+        (env.model_dir / "model.txt").write_text(f"{rounds} rounds on {rows} rows")
+
+    def crash(env):
+        return {}["missing"]
+    """
+)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Path:
+    """A directory on PYTHONPATH holding the package `toyalgo` and a distribution that
+    registers it in the `sagedock.algorithms` entry-point group."""
+    root = tmp_path / "site"
+    (root / "toyalgo").mkdir(parents=True)
+    (root / "toyalgo" / "__init__.py").write_text("")
+    (root / "toyalgo" / "train.py").write_text(TOY_TRAIN)
+    info = root / "toyalgo-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toyalgo\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[sagedock.algorithms]\ntoy = toyalgo\n")
+    return root
+
+
+def _job(tmp_path: Path, hyperparameters: dict[str, object]) -> Job:
+    return make_job(
+        tmp_path / "ml",
+        program=None,
+        hyperparameters=hyperparameters,
+        channels={"train": {"a.csv": "1,2\n3,4\n", "b/c.csv": "5,6\n"}},
+    )
+
+
+def test_algorithm_from_the_entry_point_group(tmp_path: Path, site: Path) -> None:
+    job = _job(tmp_path, {"num_round": 5})
+    result = job.run("--algorithm", "toy", env={"PYTHONPATH": str(site)})
+    assert result.returncode == 0, result.stderr
+    assert (job.base / "model/model.txt").read_text() == "5 rounds on 3 rows"
+    assert job.succeeded
+
+
+def test_algorithm_from_the_environment_as_an_import_string(tmp_path: Path, site: Path) -> None:
+    job = _job(tmp_path, {"num_round": 2})
+    env = {"PYTHONPATH": str(site), "SAGEDOCK_ALGORITHM": "toyalgo.train:train"}
+    assert job.run(env=env).returncode == 0
+    assert (job.base / "model/model.txt").read_text() == "2 rounds on 3 rows"
+
+
+def test_a_user_error_in_the_algorithm_is_a_client_error(tmp_path: Path, site: Path) -> None:
+    job = _job(tmp_path, {"num_round": "many"})
+    assert job.run("--algorithm", "toy", env={"PYTHONPATH": str(site)}).returncode == 1
+    assert job.failure == (
+        "ClientError: hyperparameter num_round must be a positive integer, not 'many'\n"
+    )
+
+
+def test_a_bug_in_the_algorithm_is_an_algorithm_error(tmp_path: Path, site: Path) -> None:
+    job = _job(tmp_path, {"num_round": 1})
+    result = job.run("--algorithm", "toyalgo.train:crash", env={"PYTHONPATH": str(site)})
+    assert result.returncode == 1
+    assert job.failure is not None
+    assert job.failure.startswith("AlgorithmError: KeyError: 'missing'")
+    assert 'return {}["missing"]' in job.failure
+
+
+def test_an_unknown_algorithm_lists_the_installed_ones(tmp_path: Path, site: Path) -> None:
+    job = _job(tmp_path, {})
+    assert job.run("--algorithm", "nope", env={"PYTHONPATH": str(site)}).returncode == 1
+    assert job.failure is not None
+    assert job.failure.startswith("ClientError: unknown algorithm 'nope'")
+    assert "toy" in job.failure
+
+
+def test_a_program_wins_over_the_algorithm(tmp_path: Path, site: Path) -> None:
+    job = make_job(tmp_path / "ml", code={"train.py": DUMP_SCRIPT})
+    env = {"PYTHONPATH": str(site), "SAGEDOCK_ALGORITHM": "toy"}
+    assert job.run(env=env).returncode == 0
+    assert (job.base / "output/data/seen.json").exists()
+
+
+def test_sagemaker_training_module_is_called_in_process(tmp_path: Path) -> None:
+    framework = tmp_path / "fw"
+    framework.mkdir()
+    (framework / "fwmod.py").write_text(
+        "import os, pathlib\n"
+        "def main():\n"
+        "    base = pathlib.Path(os.environ['SAGEMAKER_BASE_DIR'])\n"
+        "    (base / 'model').mkdir(parents=True, exist_ok=True)\n"
+        "    (base / 'model' / 'fw.txt').write_text('framework ran')\n"
+    )
+    job = make_job(tmp_path / "ml", code={"train.py": DUMP_SCRIPT})
+    env = {"PYTHONPATH": str(framework), "SAGEMAKER_TRAINING_MODULE": "fwmod:main"}
+    assert job.run(env=env).returncode == 0
+    assert (job.base / "model/fw.txt").read_text() == "framework ran"
