@@ -22,7 +22,8 @@ from .base import Codec, text_of
 
 
 def _lines(text: str, skip_header: bool) -> list[tuple[int, str]]:
-    numbered = [(n, line) for n, line in enumerate(text.splitlines(), start=1)]
+    lines = text.split("\n")  # \r\n too; unlike splitlines(), no other control characters
+    numbered = [(n, line.removesuffix("\r")) for n, line in enumerate(lines, start=1)]
     if skip_header and numbered:
         numbered = numbered[1:]
     return [(n, line) for n, line in numbered if line.strip()]

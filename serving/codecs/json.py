@@ -2,8 +2,9 @@
 
 Decoding gives the parsed value (dict, list, str, number, bool or None) - the shape of a
 request is the model's business (``{"instances": [...]}``, a bare list ...). Encoding takes
-Python values plus numpy arrays and scalars and pandas objects; output is compact UTF-8
-(``NaN``/``Infinity`` are written as Python's ``json`` writes them, as XGBoost's container does).
+Python values plus numpy arrays and scalars and pandas objects; output is compact UTF-8 in which
+NaN and infinities become ``null`` (JSON has no NaN; Python's ``json`` and SageMaker's XGBoost
+write a bare ``NaN`` token, which strict parsers reject). orjson does the work where installed.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any, ClassVar
 
 from ..errors import BadRequest
 from ..negotiation import MediaType
+from . import _jsonlib
 from .base import Codec, text_of
 
 
@@ -52,10 +54,13 @@ class JSONCodec(Codec):
     """``application/json``."""
 
     content_type: ClassVar[str] = "application/json"
-    #: Separators of the output; compact by default.
-    separators: ClassVar[tuple[str, str]] = (",", ":")
 
     def decode(self, body: bytes, media: MediaType) -> Any:
+        if media.charset in (None, "utf-8", "utf8") and not body.startswith(b"\xef\xbb\xbf"):
+            try:
+                return _jsonlib.loads(body)
+            except (_jsonlib.JSONDecodeError, UnicodeDecodeError):
+                pass  # re-read below for a precise message
         text = text_of(body, media)
         if not text.strip():
             raise BadRequest(f"empty {media.mime} body")
@@ -64,15 +69,16 @@ class JSONCodec(Codec):
         except _json.JSONDecodeError as exc:
             raise parse_error(media.mime, exc) from None
 
-    def dumps(self, value: Any) -> str:
-        """*value* as JSON text."""
-        # Whole arrays convert in C via tolist(); json's default hook would recurse per item.
-        if type(value).__module__ == "numpy" and hasattr(value, "tolist"):
-            value = value.tolist()
-        return _json.dumps(value, separators=self.separators, default=to_builtin)
+    def dumps(self, value: Any) -> bytes:
+        """*value* as compact UTF-8 JSON."""
+        return _jsonlib.dumps(value, to_builtin)
 
     def encode(self, value: Any, media: MediaType) -> bytes:
-        return self.dumps(value).encode(media.charset or "utf-8")
+        body = self.dumps(value)
+        charset = media.charset
+        if charset and charset not in ("utf-8", "utf8"):
+            return body.decode("utf-8").encode(charset)
+        return body
 
     def can_encode(self, value: Any) -> bool:
         return not isinstance(value, bytes | bytearray | memoryview)

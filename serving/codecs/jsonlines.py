@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 
 from ..errors import BadRequest
 from ..negotiation import MediaType
+from . import _jsonlib
 from .base import Codec, text_of
 from .json import to_builtin
 
@@ -20,16 +21,16 @@ class JSONLinesCodec(Codec):
     """``application/jsonlines``."""
 
     content_type: ClassVar[str] = "application/jsonlines"
-    separators: ClassVar[tuple[str, str]] = (",", ":")
 
     def decode(self, body: bytes, media: MediaType) -> list[Any]:
         text = text_of(body, media)
         values = []
-        for number, line in enumerate(text.splitlines(), start=1):
+        # Only \n ends a line: str.splitlines() would also split inside strings at U+0085 etc.
+        for number, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
                 continue
             try:
-                values.append(_json.loads(line))
+                values.append(_jsonlib.loads(line))
             except _json.JSONDecodeError as exc:
                 raise BadRequest(
                     f"invalid {media.mime} body: line {number}: {exc.msg} at column {exc.colno}"
@@ -43,10 +44,13 @@ class JSONLinesCodec(Codec):
         if module.startswith("pandas") and hasattr(value, "columns"):
             value = value.to_dict(orient="records")
         elif module.startswith(("numpy", "pandas")) and hasattr(value, "tolist"):
-            value = value.tolist()
+            value = list(value) if getattr(value, "ndim", 1) > 1 else value.tolist()
         items = value if isinstance(value, list | tuple) else [value]
-        dump = _json.JSONEncoder(separators=self.separators, default=to_builtin).encode
-        return "".join(dump(item) + "\n" for item in items).encode(media.charset or "utf-8")
+        body = b"".join(_jsonlib.dumps(item, to_builtin) + b"\n" for item in items)
+        charset = media.charset
+        if charset and charset not in ("utf-8", "utf8"):
+            return body.decode("utf-8").encode(charset)
+        return body
 
     def can_encode(self, value: Any) -> bool:
         return not isinstance(value, bytes | bytearray | memoryview)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -11,12 +13,36 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from sagedock.serving.codecs import _jsonlib
 from sagedock.serving.errors import BadRequest
 
 from .helpers import decode, encode
 
+BACKENDS = ["orjson", "stdlib"]
+
+
+@contextmanager
+def backend(name: str) -> Iterator[None]:
+    """Run with orjson, or with the stdlib fallback that hosts without orjson use."""
+    saved = _jsonlib._orjson
+    if name == "stdlib":
+        _jsonlib._orjson = None
+    try:
+        yield
+    finally:
+        _jsonlib._orjson = saved
+
+
+def test_orjson_is_installed() -> None:
+    assert _jsonlib._orjson is not None
+
+
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
     lambda children: (
         st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
     ),
@@ -24,19 +50,21 @@ json_values = st.recursive(
 )
 
 
-@given(json_values)
-def test_json_round_trip(value: Any) -> None:
-    body, content_type = encode(value, "application/json")
-    assert content_type == "application/json"
-    assert decode(body, "application/json") == value
+@given(json_values, st.sampled_from(BACKENDS))
+def test_json_round_trip(value: Any, name: str) -> None:
+    with backend(name):
+        body, content_type = encode(value, "application/json")
+        assert content_type == "application/json"
+        assert decode(body, "application/json") == value
 
 
-@given(st.lists(json_values, min_size=1, max_size=6))
-def test_jsonlines_round_trip(values: list[Any]) -> None:
-    body, content_type = encode(values, "application/jsonlines")
-    assert content_type == "application/jsonlines"
-    assert body.endswith(b"\n") and body.count(b"\n") == len(values)
-    assert decode(body, "application/jsonlines") == values
+@given(st.lists(json_values, min_size=1, max_size=6), st.sampled_from(BACKENDS))
+def test_jsonlines_round_trip(values: list[Any], name: str) -> None:
+    with backend(name):
+        body, content_type = encode(values, "application/jsonlines")
+        assert content_type == "application/jsonlines"
+        assert body.endswith(b"\n") and body.count(b"\n") == len(values)
+        assert decode(body, "application/jsonlines") == values
 
 
 @pytest.mark.parametrize(
@@ -66,13 +94,27 @@ def test_jsonlines_round_trip(values: list[Any]) -> None:
         "set",
     ],
 )
-def test_json_encodes_numpy_and_pandas_values(value: Any, expected: Any) -> None:
-    body, _ = encode(value, "application/json")
+@pytest.mark.parametrize("name", BACKENDS)
+def test_json_encodes_numpy_and_pandas_values(value: Any, expected: Any, name: str) -> None:
+    with backend(name):
+        body, _ = encode(value, "application/json")
     assert json.loads(body) == expected
 
 
-def test_json_nan_is_written_as_python_json_writes_it() -> None:
-    assert encode(np.array([np.nan, 1.0]), "application/json")[0] == b"[NaN,1.0]"
+@pytest.mark.parametrize("name", BACKENDS)
+def test_json_writes_nan_and_infinity_as_null(name: str) -> None:
+    with backend(name):
+        assert encode(np.array([np.nan, 1.0, np.inf]), "application/json")[0] == b"[null,1.0,null]"
+        assert encode({"s": [float("-inf")]}, "application/json")[0] == b'{"s":[null]}'
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_json_reads_what_python_clients_send(name: str) -> None:
+    """NaN literals (Python's json.dumps default) and integers beyond 64 bits are accepted."""
+    with backend(name):
+        assert np.isnan(decode(b"[NaN]", "application/json")[0])
+        assert decode(b"[18446744073709551616]", "application/json") == [2**64]
+        assert encode([2**70], "application/json")[0] == b"[1180591620717411303424]"
 
 
 def test_json_honours_charset() -> None:
@@ -125,10 +167,11 @@ def test_jsonlines_skips_blank_lines() -> None:
         (b"\n\n", "application/jsonlines", "empty application/jsonlines body: no JSON lines"),
     ],
 )
+@pytest.mark.parametrize("name", BACKENDS)
 def test_malformed_json_is_400_naming_the_position(
-    body: bytes, content_type: str, message: str
+    body: bytes, content_type: str, message: str, name: str
 ) -> None:
-    with pytest.raises(BadRequest) as caught:
+    with backend(name), pytest.raises(BadRequest) as caught:
         decode(body, content_type)
     assert caught.value.message == message
     assert caught.value.status == 400
