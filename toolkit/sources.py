@@ -128,7 +128,7 @@ def safe_extract(archive: Path, dest: Path) -> None:
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
     except tarfile.FilterError as exc:
-        member = exc.tarinfo.name if exc.tarinfo is not None else "?"
-        raise UserError(f"unsafe archive member {member!r} in {archive}: {exc}") from None
+        name = exc.tarinfo.name if exc.tarinfo is not None else "?"
+        raise UserError(f"unsafe archive member {name!r} in {archive}: {exc}") from None
     except tarfile.TarError as exc:
         raise UserError(f"{archive} is not a readable tar archive: {exc}") from None

@@ -20,7 +20,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sagedock.toolkit.trainer import train
+    from ..trainer import train
 
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     return train(algorithm=args.algorithm)
