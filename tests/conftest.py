@@ -8,6 +8,7 @@ import pytest
 
 pytest_plugins = [
     "tests.fixtures.s3",
+    "tests.fixtures.images",
     "tests.fixtures.xgboost",
 ]
 

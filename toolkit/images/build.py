@@ -9,10 +9,12 @@ sagedock themselves, ``sagedock/``), builds it and reports the size and the time
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,14 +135,31 @@ def ensure_engine() -> None:
         )
 
 
+@contextlib.contextmanager
+def exclusive(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on *lock_path*: one build at a time per cache (contexts, locks)."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def build_images(names: Iterable[str] | None, options: BuildOptions) -> list[BuildResult]:
     """Build *names* (default: all) and the parents they need, parents first.
 
     Tags each image ``PREFIX/NAME:VERSION`` and ``PREFIX/NAME:latest``; logs each image's size
-    and build time through ``options.log``.
+    and build time through ``options.log``. Builds sharing a cache run one at a time.
     """
     specs = build_order(names)
     ensure_engine()
+    with exclusive(options.cache / "build.lock"):
+        return _build_all(specs, options)
+
+
+def _build_all(specs: list[ImageSpec], options: BuildOptions) -> list[BuildResult]:
     log = options.log
     if any(spec.parent is None for spec in specs) and not docker.image_exists(options.debian_base):
         bootstrap.bootstrap_base(

@@ -18,6 +18,9 @@ DEBIAN_BASE = "debian:bookworm-slim"
 IMAGE_PYTHON = "3.11"
 #: Repository prefix of the tags, ``sagedock/NAME:VERSION``.
 DEFAULT_PREFIX = "sagedock"
+#: Pinned in images that create the venv, replacing the copies ``python3 -m venv`` bundles, so
+#: that a child image whose packages need a newer setuptools never shadows the base's.
+VENV_TOOLS = ("pip", "setuptools")
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ CATALOG: dict[str, ImageSpec] = {
             name="base",
             parent=None,
             extras=("s3",),
+            pins=VENV_TOOLS,
             summary="Debian bookworm-slim, python3 venv, nginx, sagedock (train/serve on PATH)",
         ),
         ImageSpec(
@@ -87,6 +91,7 @@ CATALOG: dict[str, ImageSpec] = {
             name="mxnet",
             parent=None,
             extras=("s3", "mxnet"),
+            pins=VENV_TOOLS,
             summary="legacy MXNet 1.9.1 (CPU) with numpy<1.24, on its own venv",
         ),
     )
