@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from types import MappingProxyType
 
 from werkzeug.datastructures import MIMEAccept
@@ -21,6 +22,8 @@ from werkzeug.http import parse_accept_header, parse_options_header
 
 from .errors import BadRequest, NotAcceptable
 
+# Distinct headers remembered by the parsing caches (bounded: headers come from clients).
+_CACHE_SIZE = 256
 _TOKEN = r"[!#$%&'*+.^_`|~0-9a-z-]+"
 _MIME_RE = re.compile(rf"({_TOKEN})/({_TOKEN})")
 
@@ -80,8 +83,13 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+@lru_cache(maxsize=_CACHE_SIZE)
 def parse_media_type(value: str) -> MediaType:
-    """Parse one media type; raise ``ValueError`` saying what is wrong with it."""
+    """Parse one media type; raise ``ValueError`` saying what is wrong with it.
+
+    Results are cached (a server sees the same few headers over and over; MediaType is
+    immutable).
+    """
     mime, params = parse_options_header(value)
     mime = mime.strip().lower()
     mime = ALIASES.get(mime, mime)
@@ -145,11 +153,25 @@ def choose_accept(accept: str | None, offered: Sequence[str], default: str) -> s
     """
     if accept is None or not accept.strip():
         return default
+    if accept in offered:  # the common case: one exact type
+        return accept
+    chosen = _choose(accept, tuple(offered), default)
+    if chosen is None:
+        supported = ", ".join(offered)
+        raise NotAcceptable(
+            f"cannot produce any type the Accept header allows ({accept.strip()!r}); "
+            f"supported: {supported}"
+        )
+    return chosen
+
+
+@lru_cache(maxsize=_CACHE_SIZE)
+def _choose(accept: str, offered: tuple[str, ...], default: str) -> str | None:
     parsed = parse_accept(accept)
     if all(item == "*/*" and quality > 0 for item, quality in parsed) and len(parsed):
         return default
     best: tuple[float, int, bool, int] | None = None
-    chosen = ""
+    chosen = None
     for position, mime in enumerate(offered):
         try:
             quality = parsed.quality(mime)
@@ -161,10 +183,4 @@ def choose_accept(accept: str | None, offered: Sequence[str], default: str) -> s
         key = (-quality, item, mime != default, position)
         if best is None or key < best:
             best, chosen = key, mime
-    if best is None:
-        supported = ", ".join(offered)
-        raise NotAcceptable(
-            f"cannot produce any type the Accept header allows ({accept.strip()!r}); "
-            f"supported: {supported}"
-        )
     return chosen
