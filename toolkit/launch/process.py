@@ -12,6 +12,7 @@ import collections
 import logging
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import UserError
-from ..signals import DEFAULT_GRACE_SECONDS, ChildSupervisor
+from ..signals import DEFAULT_GRACE_SECONDS, ChildSupervisor, kill_group
 
 log = logging.getLogger(__name__)
 
@@ -105,16 +106,23 @@ def run(
         )
     except OSError as exc:
         raise UserError(f"cannot start {command.name} ({command.display()}): {exc}") from None
-    assert proc.stdout is not None and proc.stderr is not None
-    tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
-    pumps = [
-        threading.Thread(target=_pump, args=(proc.stdout, out, None), daemon=True),
-        threading.Thread(target=_pump, args=(proc.stderr, err, tail), daemon=True),
-    ]
-    for pump in pumps:
-        pump.start()
     supervisor = ChildSupervisor(grace_period=grace_period)
-    returncode = supervisor.wait(proc)
+    tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        pumps = [
+            threading.Thread(target=_pump, args=(proc.stdout, out, None), daemon=True),
+            threading.Thread(target=_pump, args=(proc.stderr, err, tail), daemon=True),
+        ]
+        for pump in pumps:
+            pump.start()
+        returncode = supervisor.wait(proc)
+    except BaseException:
+        # Stopped (or failed) before the supervisor took over or while it waited: never leave
+        # the child's process group running behind us.
+        kill_group(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
     for pump in pumps:
         # A grandchild that left the process group may still hold the pipes; do not hang on it.
         pump.join(timeout=5.0)
