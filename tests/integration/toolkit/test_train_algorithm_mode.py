@@ -25,6 +25,14 @@ TOY_TRAIN = textwrap.dedent(
 
     def crash(env):
         return {}["missing"]
+
+    def sleepy(env):
+        import time
+        print("ready", flush=True)
+        try:
+            time.sleep(120)
+        except Exception:  # a stop must not be swallowed by `except Exception`
+            pass
     """
 )
 
@@ -114,3 +122,21 @@ def test_sagemaker_training_module_is_called_in_process(tmp_path: Path) -> None:
     env = {"PYTHONPATH": str(framework), "SAGEMAKER_TRAINING_MODULE": "fwmod:main"}
     assert job.run(env=env).returncode == 0
     assert (job.base / "model/fw.txt").read_text() == "framework ran"
+
+
+def test_sigterm_stops_an_in_process_algorithm_with_a_failure_file(
+    tmp_path: Path, site: Path
+) -> None:
+    import signal
+
+    job = _job(tmp_path, {})
+    proc = job.popen("--algorithm", "toyalgo.train:sleepy", env={"PYTHONPATH": str(site)})
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143
+    assert job.failure == "ClientError: the job was stopped (SIGTERM) before it finished.\n"
