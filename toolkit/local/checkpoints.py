@@ -54,13 +54,13 @@ class CheckpointSync(threading.Thread):
         self.environ = environ
         self.interval = interval
         self.on_error = on_error
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self._lock = threading.Lock()
         self._seen: dict[tuple[Path, str], tuple[int, int]] = {}
         self.published = 0
 
     def run(self) -> None:
-        while not self._stop.wait(self.interval):
+        while not self._halt.wait(self.interval):
             try:
                 self.sync_once()
             except (SagedockError, OSError) as exc:  # retried on the next pass
@@ -68,7 +68,7 @@ class CheckpointSync(threading.Thread):
                     self.on_error(f"checkpoint sync to {self.uri} failed: {exc}")
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
     def sync_once(self) -> int:
         """Publish what changed since the last pass; returns how many files were published."""

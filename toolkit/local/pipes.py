@@ -70,24 +70,35 @@ class PipeFeeder(threading.Thread):
     def fifo(self, epoch: int) -> Path:
         return self.directory / f"{self.channel}_{epoch}"
 
+    def prepare(self) -> None:
+        """Create epoch 0's FIFO, before the host starts, so that it is there when the
+        algorithm first looks."""
+        self._mkfifo(0)
+
+    def _mkfifo(self, epoch: int) -> None:
+        path = self.fifo(epoch)
+        if not path.exists():
+            os.mkfifo(path)
+
     def run(self) -> None:
         epoch = 0
         try:
             while not self.stop_event.is_set():
-                path = self.fifo(epoch)
-                if not path.exists():
-                    os.mkfifo(path)
-                fd = self._open_writer(path)
+                self._mkfifo(epoch)
+                fd = self._open_writer(self.fifo(epoch))
                 if fd is None:
                     return
-                try:
-                    with os.fdopen(fd, "wb", buffering=0) as pipe:
+                with os.fdopen(fd, "wb", buffering=0) as pipe:
+                    try:
                         for chunk in self._epoch_bytes(epoch):
                             if self.stop_event.is_set():
                                 return
                             pipe.write(chunk)
-                except BrokenPipeError:
-                    pass  # the reader closed the epoch early: on to the next one
+                    except BrokenPipeError:
+                        pass  # the reader closed the epoch early: on to the next one
+                    # The next epoch's FIFO exists before this one reaches end of file, so an
+                    # algorithm that opens it right after EOF finds it.
+                    self._mkfifo(epoch + 1)
                 self.epochs_fed = epoch + 1
                 epoch += 1
         except UserError as exc:

@@ -432,7 +432,9 @@ class TrainingJob:
             self._restore_checkpoints(host)
             for channel, units in pipe_plan:
                 if channel in spec.channels_for(host.name):
-                    host.feeders.append(self._feeder(host, channel, units, cache))
+                    feeder = self._feeder(host, channel, units, cache)
+                    feeder.prepare()
+                    host.feeders.append(feeder)
 
     def _feeder(
         self, host: _Host, channel: InputChannel, units: list[Any], cache: ObjectCache

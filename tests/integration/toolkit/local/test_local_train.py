@@ -1,0 +1,486 @@
+"""`sagedock local train` end to end with the process backend: real `sagedock train` hosts."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sagedock.toolkit.errors import UserError
+from sagedock.toolkit.local import TrainingJob, TrainOptions, describe, parse_training_job
+from sagedock.toolkit.local.spec.flags import training_request
+from tests.fixtures.s3 import S3Server
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    """This process's environment with the local platform's state in a temporary directory."""
+    return {**os.environ, "SAGEDOCK_LOCAL_DIR": str(tmp_path / "state")}
+
+
+def script(tmp_path: Path, name: str, body: str) -> Path:
+    src = tmp_path / "src"
+    src.mkdir(exist_ok=True)
+    (src / name).write_text(textwrap.dedent(body))
+    return src
+
+
+def job_doc(
+    tmp_path: Path, entry: str, *, channels: list[str] = (), **flags: Any
+) -> dict[str, Any]:
+    import argparse
+
+    ns = argparse.Namespace(
+        entry_point=entry,
+        source_dir=str(tmp_path / "src"),
+        channel=list(channels),
+        output=flags.pop("output", str(tmp_path / "out")),
+        job_name=flags.pop("job_name", "job"),
+        **flags,
+    )
+    return training_request(ns)
+
+
+def run_job(doc: dict[str, Any], env: dict[str, str], **options: Any) -> tuple[Any, str]:
+    out = io.StringIO()
+    job = TrainingJob(
+        parse_training_job(doc),
+        environ=env,
+        options=TrainOptions(stream=out, progress_stream=io.StringIO(), **options),
+    )
+    return job.run(), out.getvalue()
+
+
+def members(tarball: Path | bytes) -> dict[str, bytes]:
+    data = tarball if isinstance(tarball, bytes) else tarball.read_bytes()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+
+
+WRITE_MODEL = """
+import json, os, sys
+host = os.environ["SM_CURRENT_HOST"]
+channel = os.environ.get("SM_CHANNEL_TRAIN")
+files = sorted(os.listdir(channel)) if channel else []
+print(f"{host} sees {files}")
+print(f"loss={0.25 if host == 'algo-1' else 0.5}")
+with open(os.path.join(os.environ["SM_MODEL_DIR"], f"{host}.json"), "w") as f:
+    json.dump({"files": files, "hosts": json.loads(os.environ["SM_HOSTS"]),
+               "addresses": json.loads(os.environ["SAGEDOCK_HOST_ADDRESSES"]),
+               "argv": sys.argv[1:]}, f)
+with open(os.path.join(os.environ["SM_OUTPUT_DATA_DIR"], f"{host}.txt"), "w") as f:
+    f.write("output of " + host)
+"""
+
+
+def test_script_mode_job_writes_model_output_and_record_where_sagemaker_does(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    script(tmp_path, "train.py", WRITE_MODEL)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.csv").write_text("1,2\n")
+    doc = job_doc(
+        tmp_path,
+        "train.py",
+        channels=[f"train={data}"],
+        hp=["epochs=3"],
+        metric=["loss=loss=([0-9.]+)"],
+    )
+    result, logs = run_job(doc, env)
+
+    assert result.exit_code == 0, logs
+    out = tmp_path / "out" / "job"
+    record = json.loads((out / "training-job.json").read_text())
+    assert record["TrainingJobStatus"] == "Completed"
+    assert record["SecondaryStatus"] == "Completed"
+    assert [t["Status"] for t in record["SecondaryStatusTransitions"]] == [
+        "Starting",
+        "Downloading",
+        "Training",
+        "Uploading",
+        "Completed",
+    ]
+    assert record["ModelArtifacts"]["S3ModelArtifacts"] == str(out / "output" / "model.tar.gz")
+    assert record["FinalMetricDataList"][0]["MetricName"] == "loss"
+    assert record["FinalMetricDataList"][0]["Value"] == 0.25
+    model = json.loads(members(out / "output" / "model.tar.gz")["algo-1.json"])
+    assert model["files"] == ["a.csv"]
+    assert model["argv"] == ["--epochs", "3"]
+    assert members(out / "output" / "output.tar.gz") == {"algo-1.txt": b"output of algo-1"}
+    assert "algo-1 | algo-1 sees ['a.csv']" in logs
+    assert describe("job", env)["TrainingJobStatus"] == "Completed"
+    # no temporary files left beside the published artifacts
+    assert sorted(p.name for p in (out / "output").iterdir()) == ["model.tar.gz", "output.tar.gz"]
+
+
+def test_two_host_job_shards_files_and_merges_the_model_dirs(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    script(tmp_path, "train.py", WRITE_MODEL)
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(5):
+        (data / f"part-{i}.csv").write_text(f"{i}\n")
+    doc = job_doc(
+        tmp_path,
+        "train.py",
+        channels=[f"train={data},distribution=ShardedByS3Key"],
+        instance_count=2,
+    )
+    result, logs = run_job(doc, env)
+
+    assert result.exit_code == 0, logs
+    files = members(tmp_path / "out" / "job" / "output" / "model.tar.gz")
+    one, two = json.loads(files["algo-1.json"]), json.loads(files["algo-2.json"])
+    assert one["hosts"] == two["hosts"] == ["algo-1", "algo-2"]
+    assert one["addresses"] == {"algo-1": "127.0.0.1", "algo-2": "127.0.0.1"}
+    assert not set(one["files"]) & set(two["files"])
+    assert sorted(one["files"] + two["files"]) == [f"part-{i}.csv" for i in range(5)]
+    assert set(members(tmp_path / "out" / "job" / "output" / "output.tar.gz")) == {
+        "algo-1.txt",
+        "algo-2.txt",
+    }
+    assert "algo-2 | algo-2 sees" in logs
+
+
+def test_a_failing_job_is_failed_with_the_reason_from_its_failure_file(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    script(tmp_path, "train.py", "raise SystemExit('learning_rate must be positive, got -1')\n")
+    result, _logs = run_job(job_doc(tmp_path, "train.py"), env)
+
+    assert result.exit_code == 1
+    record = result.record
+    assert record["TrainingJobStatus"] == "Failed"
+    assert record["SecondaryStatus"] == "Failed"
+    assert record["FailureReason"].startswith(("ClientError:", "AlgorithmError:"))
+    assert "learning_rate must be positive" in record["FailureReason"]
+    assert "ModelArtifacts" not in record
+    published = json.loads((tmp_path / "out" / "job" / "training-job.json").read_text())
+    assert published["FailureReason"] == record["FailureReason"]
+    assert not (tmp_path / "out" / "job" / "output" / "model.tar.gz").exists()
+    # the hosts' trees are kept for a post-mortem
+    assert (result.job_dir / "hosts" / "algo-1" / "output" / "failure").is_file()
+
+
+def test_one_failing_host_stops_the_others_and_fails_the_job(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    script(
+        tmp_path,
+        "train.py",
+        """
+        import os, sys, time
+        if os.environ["SM_CURRENT_HOST"] == "algo-2":
+            sys.exit("algo-2 ran out of patience")
+        time.sleep(60)
+        """,
+    )
+    started = time.monotonic()
+    result, logs = run_job(job_doc(tmp_path, "train.py", instance_count=2), env, stop_grace=2)
+    assert result.record["TrainingJobStatus"] == "Failed"
+    assert "algo-2 ran out of patience" in result.record["FailureReason"]
+    assert time.monotonic() - started < 40, logs
+
+
+SLEEPER = """
+import os, signal, sys, time
+def on_term(signum, frame):
+    if os.environ.get("SAVE_ON_TERM"):
+        open(os.path.join(os.environ["SM_MODEL_DIR"], "saved-on-sigterm"), "w").write("x")
+        sys.exit(0)
+signal.signal(signal.SIGTERM, on_term)
+print("sleeping", flush=True)
+time.sleep(120)
+"""
+
+
+def test_max_runtime_sends_sigterm_and_keeps_what_the_job_saved(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    script(tmp_path, "train.py", SLEEPER)
+    doc = job_doc(tmp_path, "train.py", max_runtime=1, env=["SAVE_ON_TERM=1"])
+    result, logs = run_job(doc, env, stop_grace=30)
+
+    record = result.record
+    assert (record["TrainingJobStatus"], record["SecondaryStatus"]) == (
+        "Stopped",
+        "MaxRuntimeExceeded",
+    )
+    assert "Stopping" in [t["Status"] for t in record["SecondaryStatusTransitions"]]
+    assert result.exit_code == 3
+    model = tmp_path / "out" / "job" / "output" / "model.tar.gz"
+    assert "saved-on-sigterm" in members(model), logs
+
+
+def test_a_job_that_ignores_sigterm_is_killed_after_the_grace_period(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    script(
+        tmp_path,
+        "train.py",
+        """
+        import signal, time
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("ignoring SIGTERM", flush=True)
+        time.sleep(120)
+        """,
+    )
+    started = time.monotonic()
+    result, logs = run_job(job_doc(tmp_path, "train.py", max_runtime=1), env, stop_grace=1)
+    assert result.record["SecondaryStatus"] == "MaxRuntimeExceeded"
+    assert "SIGKILL" in logs
+    assert time.monotonic() - started < 60
+
+
+def test_s3_channels_outputs_and_checkpoints_against_a_real_s3_api(
+    tmp_path: Path, env: dict[str, str], s3_server: S3Server
+) -> None:
+    bucket = s3_server.new_bucket()
+    client = s3_server.client()
+    client.put_object(Bucket=bucket, Key="data/train/a.csv", Body=b"1,2\n")
+    client.put_object(Bucket=bucket, Key="data/train/sub/b.csv", Body=b"3,4\n")
+    client.put_object(Bucket=bucket, Key="ck/step-1.pt", Body=b"old checkpoint")
+    script(
+        tmp_path,
+        "train.py",
+        """
+        import json, os
+        config = os.path.join(os.environ["SM_INPUT_CONFIG_DIR"], "checkpointconfig.json")
+        ck = json.load(open(config))["LocalPath"]
+        restored = sorted(os.listdir(ck))
+        open(os.path.join(ck, "step-2.pt"), "w").write("new checkpoint")
+        walk = sorted(os.path.relpath(os.path.join(r, f), os.environ["SM_CHANNEL_TRAIN"])
+                      for r, _, fs in os.walk(os.environ["SM_CHANNEL_TRAIN"]) for f in fs)
+        json.dump({"restored": restored, "train": walk},
+                  open(os.path.join(os.environ["SM_MODEL_DIR"], "seen.json"), "w"))
+        """,
+    )
+    doc = job_doc(
+        tmp_path,
+        "train.py",
+        channels=[f"train=s3://{bucket}/data/train"],
+        output=f"s3://{bucket}/out",
+        checkpoint=f"s3://{bucket}/ck",
+    )
+    result, logs = run_job(doc, {**env, **s3_server.environ})
+
+    assert result.exit_code == 0, logs
+    key = "out/job/output/model.tar.gz"
+    assert result.model_artifacts == f"s3://{bucket}/{key}"
+    body = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    seen = json.loads(members(body)["seen.json"])
+    assert seen == {"restored": ["step-1.pt"], "train": ["a.csv", "sub/b.csv"]}
+    assert client.get_object(Bucket=bucket, Key="ck/step-2.pt")["Body"].read() == b"new checkpoint"
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix="out/")["Contents"]}
+    assert keys == {
+        "out/job/output/model.tar.gz",
+        "out/job/output/output.tar.gz",
+        "out/job/training-job.json",
+    }
+
+
+PIPE_READER = """
+import gzip, json, os
+from sagedock.toolkit.formats.recordio import iter_records
+base = os.environ["SM_INPUT_DIR"] + "/data"
+seen = {}
+for epoch in range(2):
+    with open(f"{base}/train_{epoch}", "rb") as pipe:
+        data = pipe.read()
+    seen[f"train_{epoch}"] = data.decode()
+with open(f"{base}/wrapped_0", "rb") as pipe:
+    seen["wrapped_0"] = [r.decode() for r in iter_records(pipe)]
+json.dump(seen, open(os.path.join(os.environ["SM_MODEL_DIR"], "pipes.json"), "w"))
+"""
+
+
+def test_pipe_mode_feeds_one_fifo_per_epoch_with_gzip_and_recordio_wrapping(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    script(tmp_path, "train.py", PIPE_READER)
+    plain, wrapped = tmp_path / "plain", tmp_path / "wrapped"
+    plain.mkdir()
+    wrapped.mkdir()
+    (plain / "1.csv.gz").write_bytes(gzip.compress(b"a,1\n"))
+    (plain / "2.csv.gz").write_bytes(gzip.compress(b"b,2\n"))
+    (wrapped / "x.json").write_text('{"x": 1}')
+    (wrapped / "y.json").write_text('{"y": 2}')
+    doc = job_doc(
+        tmp_path,
+        "train.py",
+        channels=[
+            f"train={plain},mode=Pipe,compression=Gzip",
+            f"wrapped={wrapped},mode=Pipe,wrapper=RecordIO",
+        ],
+    )
+    result, logs = run_job(doc, env)
+
+    assert result.exit_code == 0, logs
+    seen = json.loads(members(tmp_path / "out" / "job" / "output" / "model.tar.gz")["pipes.json"])
+    assert seen == {
+        "train_0": "a,1\nb,2\n",
+        "train_1": "a,1\nb,2\n",
+        "wrapped_0": ['{"x": 1}', '{"y": 2}'],
+    }
+
+
+def test_augmented_manifest_streams_attributes_and_referenced_objects_in_order(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    script(
+        tmp_path,
+        "train.py",
+        """
+        import json, os
+        from sagedock.toolkit.formats.recordio import iter_records
+        with open(os.environ["SM_INPUT_DIR"] + "/data/train_0", "rb") as pipe:
+            records = [r.decode() for r in iter_records(pipe)]
+        json.dump(records, open(os.path.join(os.environ["SM_MODEL_DIR"], "r.json"), "w"))
+        """,
+    )
+    (tmp_path / "img1.jpg").write_bytes(b"IMAGE-ONE")
+    (tmp_path / "img2.jpg").write_bytes(b"IMAGE-TWO")
+    manifest = tmp_path / "train.manifest"
+    manifest.write_text(
+        json.dumps({"source-ref": f"file://{tmp_path}/img1.jpg", "is-a-cat": 1, "x": "ignored"})
+        + "\n"
+        + json.dumps({"source-ref": str(tmp_path / "img2.jpg"), "is-a-cat": 0})
+        + "\n"
+    )
+    doc = job_doc(
+        tmp_path,
+        "train.py",
+        channels=[
+            f"train={manifest},type=AugmentedManifestFile,attributes=source-ref;is-a-cat,"
+            "mode=Pipe,wrapper=RecordIO"
+        ],
+    )
+    result, logs = run_job(doc, env)
+    assert result.exit_code == 0, logs
+    records = json.loads(members(tmp_path / "out" / "job" / "output" / "model.tar.gz")["r.json"])
+    assert records == ["IMAGE-ONE", "1", "IMAGE-TWO", "0"]
+
+
+def test_manifest_file_channels_hold_the_listed_files(tmp_path: Path, env: dict[str, str]) -> None:
+    script(tmp_path, "train.py", WRITE_MODEL)
+    store = tmp_path / "store"
+    (store / "day1").mkdir(parents=True)
+    (store / "day1" / "a.csv").write_text("a\n")
+    (store / "b.csv").write_text("b\n")
+    (store / "not-listed.csv").write_text("x\n")
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps([{"prefix": f"file://{store}/"}, "day1/a.csv", "b.csv"]))
+    doc = job_doc(tmp_path, "train.py", channels=[f"train={manifest},type=ManifestFile"])
+    result, logs = run_job(doc, env)
+    assert result.exit_code == 0, logs
+    model = json.loads(members(tmp_path / "out" / "job" / "output" / "model.tar.gz")["algo-1.json"])
+    assert model["files"] == ["b.csv", "day1"]
+
+
+def test_a_missing_channel_fails_the_job_with_a_client_error(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    script(tmp_path, "train.py", WRITE_MODEL)
+    result, _ = run_job(job_doc(tmp_path, "train.py", channels=[f"train={tmp_path}/nope"]), env)
+    assert result.record["TrainingJobStatus"] == "Failed"
+    assert result.record["FailureReason"].startswith("ClientError: channel 'train': no such file")
+
+
+def test_a_job_name_cannot_be_reused_without_replace(tmp_path: Path, env: dict[str, str]) -> None:
+    script(tmp_path, "train.py", WRITE_MODEL)
+    first, _ = run_job(job_doc(tmp_path, "train.py"), env)
+    assert first.exit_code == 0
+    with pytest.raises(UserError, match="exists already"):
+        run_job(job_doc(tmp_path, "train.py"), env)
+    again, _ = run_job(job_doc(tmp_path, "train.py"), env, replace=True)
+    assert again.exit_code == 0
+
+
+def _cli(env: dict[str, str], *args: str, cwd: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "sagedock.toolkit", "local", *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_cli_spec_file_then_describe(tmp_path: Path, env: dict[str, str]) -> None:
+    script(tmp_path, "train.py", WRITE_MODEL)
+    spec = {
+        "TrainingJobName": "from-spec",
+        "HyperParameters": {
+            "sagemaker_program": '"train.py"',
+            "sagemaker_submit_directory": '"src"',
+        },
+        "OutputDataConfig": {"S3OutputPath": "file://out"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+    }
+    (tmp_path / "job.json").write_text(json.dumps(spec))
+    proc = _cli(env, "train", "--spec", "job.json", cwd=tmp_path)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert (tmp_path / "out" / "from-spec" / "output" / "model.tar.gz").is_file()
+    described = subprocess.run(
+        [sys.executable, "-m", "sagedock.toolkit", "local", "describe", "from-spec"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(described.stdout)["TrainingJobStatus"] == "Completed"
+
+
+def test_cli_bad_spec_exits_2_naming_the_field(tmp_path: Path, env: dict[str, str]) -> None:
+    (tmp_path / "job.json").write_text(json.dumps({"TrainingJobName": "x", "OutputDataConfig": {}}))
+    proc = _cli(env, "train", "--spec", "job.json", cwd=tmp_path)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert "OutputDataConfig.S3OutputPath: is required" in out
+
+
+def test_ctrl_c_stops_the_job_like_stop_training_job(tmp_path: Path, env: dict[str, str]) -> None:
+    script(tmp_path, "train.py", SLEEPER)
+    proc = _cli(
+        {**env, "SAVE_ON_TERM": "1"},
+        "train",
+        "--entry-point",
+        "train.py",
+        "--source-dir",
+        "src",
+        "--output",
+        "out",
+        "--job-name",
+        "interrupted",
+        "--env",
+        "SAVE_ON_TERM=1",
+        cwd=tmp_path,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "sleeping" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    rest, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, rest
+    record = describe("interrupted", env)
+    assert (record["TrainingJobStatus"], record["SecondaryStatus"]) == ("Stopped", "Stopped")
+    assert "saved-on-sigterm" in members(
+        tmp_path / "out" / "interrupted" / "output" / "model.tar.gz"
+    )
