@@ -1,0 +1,412 @@
+"""`sagedock local transform` against a real HTTP model server (a small flask app in a thread)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask, Response, request
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from werkzeug.serving import make_server
+
+from sagedock.toolkit.formats.recordio import encode_record, iter_records
+from sagedock.toolkit.local import parse_transform_job
+from sagedock.toolkit.local.transform import TransformError, run_transform
+from sagedock.toolkit.local.transform_job import TransformOptions, run_transform_job
+from tests.fixtures.s3 import S3Server
+
+
+@dataclass
+class FakeModel:
+    """A model server following the hosting contract; predictions are ``pred(<line>)``."""
+
+    url: str = ""
+    execution_parameters: dict[str, Any] | None = None
+    failures_before_success: int = 0
+    requests: list[tuple[str | None, str | None, bytes]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def app(self) -> Flask:
+        app = Flask("fake-model")
+
+        @app.get("/ping")
+        def ping() -> Response:
+            return Response("", 200)
+
+        @app.get("/execution-parameters")
+        def params() -> Response:
+            if self.execution_parameters is None:
+                return Response("not found", 404)
+            return Response(json.dumps(self.execution_parameters), 200, mimetype="application/json")
+
+        @app.post("/invocations")
+        def invocations() -> Response:
+            body = request.get_data()
+            with self.lock:
+                self.requests.append((request.content_type, request.headers.get("Accept"), body))
+                if self.failures_before_success > 0:
+                    self.failures_before_success -= 1
+                    return Response('{"message": "warming up"}', 503, mimetype="application/json")
+            if b"SLOW" in body:
+                time.sleep(2)
+            if b"BAD" in body:
+                return Response(
+                    json.dumps({"message": "cannot parse a record: BAD"}),
+                    400,
+                    mimetype="application/json",
+                )
+            if request.content_type == "application/x-recordio":
+                out = b"".join(b"pred(" + p + b")\n" for p in iter_records(_io(body)))
+                return Response(out, 200, mimetype="text/csv")
+            lines = body.decode().splitlines()
+            if request.headers.get("Accept") == "application/json":
+                payload = json.dumps({"predictions": [{"score": len(x)} for x in lines]})
+                return Response(payload, 200, mimetype="application/json")
+            preds = "".join(f"pred({x.replace(',', ';')})\n" for x in lines)
+            return Response(preds, 200, mimetype="text/csv")
+
+        return app
+
+
+def _io(data: bytes) -> Any:
+    import io
+
+    return io.BytesIO(data)
+
+
+@pytest.fixture
+def model() -> Iterator[FakeModel]:
+    fake = FakeModel()
+    server = make_server("127.0.0.1", 0, fake.app(), threaded=True)
+    fake.url = f"http://127.0.0.1:{server.server_port}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def spec_for(inputs: str, outputs: str, **overrides: Any) -> Any:
+    doc: dict[str, Any] = {
+        "TransformJobName": "t",
+        "ModelName": "fake",
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": inputs}},
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
+        "TransformOutput": {"S3OutputPath": outputs, "AssembleWith": "Line"},
+    }
+    for key, value in overrides.items():
+        if key in ("TransformInput", "TransformOutput"):
+            doc[key] = {**doc[key], **value}
+        else:
+            doc[key] = value
+    return parse_transform_job(doc)
+
+
+def write_inputs(root: Path, files: dict[str, str | bytes]) -> Path:
+    for rel, content in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return root
+
+
+def test_one_out_file_per_input_keeping_the_relative_layout_and_record_order(
+    tmp_path: Path, model: FakeModel
+) -> None:
+    inputs = write_inputs(
+        tmp_path / "in",
+        {"a.csv": "".join(f"a{i}\n" for i in range(50)), "sub/b.csv": "b0\nb1\n"},
+    )
+    spec = spec_for(
+        str(inputs), str(tmp_path / "out"), MaxConcurrentTransforms=4, BatchStrategy="SingleRecord"
+    )
+    result = run_transform(spec, model.url)
+
+    assert (tmp_path / "out" / "a.csv.out").read_text() == "".join(
+        f"pred(a{i})\n" for i in range(50)
+    )
+    assert (tmp_path / "out" / "sub" / "b.csv.out").read_text() == "pred(b0)\npred(b1)\n"
+    assert result.records == 52
+    assert len(model.requests) == 52
+    assert {(ct, acc) for ct, acc, _ in model.requests} == {("text/csv", None)}
+
+
+def test_multi_record_batches_fill_up_to_max_payload(tmp_path: Path, model: FakeModel) -> None:
+    line = "x" * 1000
+    inputs = write_inputs(
+        tmp_path / "in", {"big.csv": "".join(f"{i}{line}\n" for i in range(3000))}
+    )
+    spec = spec_for(
+        str(inputs), str(tmp_path / "out"), BatchStrategy="MultiRecord", MaxPayloadInMB=1
+    )
+    run_transform(spec, model.url)
+    sizes = [len(body) for _, _, body in model.requests]
+    assert len(sizes) == 3  # ~3 MB of records in 1 MB mini-batches
+    assert all(s <= 1024 * 1024 for s in sizes)
+    out = (tmp_path / "out" / "big.csv.out").read_text().splitlines()
+    assert out == [f"pred({i}{line})" for i in range(3000)]
+
+
+def test_the_containers_multi_record_spelling_is_adopted_when_the_request_sets_none(
+    tmp_path: Path, model: FakeModel
+) -> None:
+    model.execution_parameters = {
+        "MaxConcurrentTransforms": 2,
+        "BatchStrategy": "MULTI_RECORD",
+        "MaxPayloadInMB": 6,
+    }
+    inputs = write_inputs(tmp_path / "in", {"a.csv": "1\n2\n3\n"})
+    result = run_transform(spec_for(str(inputs), str(tmp_path / "out")), model.url)
+    assert result.settings.batch_strategy == "MultiRecord"
+    assert result.settings.max_concurrent == 2
+    assert [body for _, _, body in model.requests] == [b"1\n2\n3\n"]
+
+
+def test_the_request_wins_over_the_container(tmp_path: Path, model: FakeModel) -> None:
+    model.execution_parameters = {"BatchStrategy": "MULTI_RECORD"}
+    inputs = write_inputs(tmp_path / "in", {"a.csv": "1\n2\n3\n"})
+    spec = spec_for(str(inputs), str(tmp_path / "out"), BatchStrategy="SingleRecord")
+    run_transform(spec, model.url)
+    assert len(model.requests) == 3
+
+
+def test_a_failure_names_the_file_and_records_and_publishes_nothing(
+    tmp_path: Path, model: FakeModel
+) -> None:
+    inputs = write_inputs(
+        tmp_path / "in",
+        {"a.csv": "1\n2\n", "b.csv": "".join(f"{i}\n" for i in range(10)) + "BAD\n"},
+    )
+    spec = spec_for(str(inputs), str(tmp_path / "out"), BatchStrategy="SingleRecord")
+    with pytest.raises(TransformError) as info:
+        run_transform(spec, model.url)
+    message = info.value.message
+    assert (
+        f"{inputs / 'b.csv'} record 11: the model answered 400: cannot parse a record: BAD"
+        in message
+    )
+    assert not (tmp_path / "out").exists()  # not even a.csv.out, which had succeeded
+
+
+def test_5xx_answers_are_retried(tmp_path: Path, model: FakeModel) -> None:
+    model.failures_before_success = 2
+    inputs = write_inputs(tmp_path / "in", {"a.csv": "1\n"})
+    run_transform(spec_for(str(inputs), str(tmp_path / "out")), model.url)
+    assert (tmp_path / "out" / "a.csv.out").read_text() == "pred(1)\n"
+    assert len(model.requests) == 3
+
+
+def test_retries_run_out_with_the_last_error(tmp_path: Path, model: FakeModel) -> None:
+    model.failures_before_success = 10
+    inputs = write_inputs(tmp_path / "in", {"a.csv": "1\n"})
+    spec = spec_for(
+        str(inputs), str(tmp_path / "out"), ModelClientConfig={"InvocationsMaxRetries": 1}
+    )
+    with pytest.raises(
+        TransformError, match=r"failed after 2 attempt\(s\): the model answered 503: warming up"
+    ):
+        run_transform(spec, model.url)
+
+
+def test_invocations_time_out_per_model_client_config(tmp_path: Path, model: FakeModel) -> None:
+    inputs = write_inputs(tmp_path / "in", {"a.csv": "SLOW\n"})
+    spec = spec_for(
+        str(inputs),
+        str(tmp_path / "out"),
+        ModelClientConfig={"InvocationsTimeoutInSeconds": 1, "InvocationsMaxRetries": 0},
+    )
+    with pytest.raises(TransformError, match="timed out"):
+        run_transform(spec, model.url)
+
+
+def test_gzip_inputs_are_decompressed(tmp_path: Path, model: FakeModel) -> None:
+    inputs = write_inputs(tmp_path / "in", {"a.csv.gz": gzip.compress(b"1\n2\n")})
+    spec = spec_for(str(inputs), str(tmp_path / "out"), TransformInput={"CompressionType": "Gzip"})
+    run_transform(spec, model.url)
+    assert (tmp_path / "out" / "a.csv.gz.out").read_text() == "pred(1)\npred(2)\n"
+
+
+def test_corrupt_gzip_names_the_file(tmp_path: Path, model: FakeModel) -> None:
+    inputs = write_inputs(tmp_path / "in", {"a.csv.gz": b"not gzip at all"})
+    spec = spec_for(str(inputs), str(tmp_path / "out"), TransformInput={"CompressionType": "Gzip"})
+    with pytest.raises(TransformError, match=r"a\.csv\.gz: not valid gzip data"):
+        run_transform(spec, model.url)
+
+
+def test_recordio_records_are_sent_framed(tmp_path: Path, model: FakeModel) -> None:
+    data = b"".join(encode_record(p) for p in (b"r1", b"r2", b"r3"))
+    inputs = write_inputs(tmp_path / "in", {"data.rec": data})
+    spec = spec_for(
+        str(inputs),
+        str(tmp_path / "out"),
+        TransformInput={"SplitType": "RecordIO", "ContentType": "application/x-recordio"},
+        BatchStrategy="MultiRecord",
+    )
+    run_transform(spec, model.url)
+    assert [body for _, _, body in model.requests] == [data]
+    assert (tmp_path / "out" / "data.rec.out").read_text() == "pred(r1)\npred(r2)\npred(r3)\n"
+
+
+def test_an_oversize_record_is_an_error_naming_it(tmp_path: Path, model: FakeModel) -> None:
+    inputs = write_inputs(tmp_path / "in", {"a.csv": "small\n" + "y" * (1024 * 1024 + 10) + "\n"})
+    spec = spec_for(str(inputs), str(tmp_path / "out"), MaxPayloadInMB=1)
+    with pytest.raises(
+        TransformError, match=r"a\.csv: record 2 is 1048587 bytes, over MaxPayloadInMB 1"
+    ):
+        run_transform(spec, model.url)
+    assert not (tmp_path / "out").exists()
+
+
+def test_join_source_with_input_and_output_filters_on_csv(tmp_path: Path, model: FakeModel) -> None:
+    inputs = write_inputs(tmp_path / "in", {"a.csv": "id1,1.5,2.5\nid2,3.5,4.5\n"})
+    spec = spec_for(
+        str(inputs),
+        str(tmp_path / "out"),
+        TransformOutput={"Accept": "text/csv"},
+        DataProcessing={"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-1]"},
+        BatchStrategy="MultiRecord",
+    )
+    run_transform(spec, model.url)
+    assert [body for _, _, body in model.requests] == [b"1.5,2.5\n3.5,4.5\n"]
+    assert (tmp_path / "out" / "a.csv.out").read_text() == "id1,pred(1.5;2.5)\nid2,pred(3.5;4.5)\n"
+
+
+def test_json_lines_join_with_json_predictions(tmp_path: Path, model: FakeModel) -> None:
+    inputs = write_inputs(
+        tmp_path / "in", {"a.jsonl": '{"id": 1, "f": "abc"}\n{"id": 2, "f": "de"}\n'}
+    )
+    spec = spec_for(
+        str(inputs),
+        str(tmp_path / "out"),
+        TransformInput={"ContentType": "application/jsonlines"},
+        TransformOutput={"Accept": "application/json"},
+        DataProcessing={
+            "InputFilter": "$.f",
+            "JoinSource": "Input",
+            "OutputFilter": "$['id','SageMakerOutput']",
+        },
+    )
+    run_transform(spec, model.url)
+    lines = [json.loads(x) for x in (tmp_path / "out" / "a.jsonl.out").read_text().splitlines()]
+    assert lines == [
+        {"id": 1, "SageMakerOutput": {"score": 5}},
+        {"id": 2, "SageMakerOutput": {"score": 4}},
+    ]
+
+
+def test_s3_inputs_and_outputs(tmp_path: Path, model: FakeModel, s3_env: S3Server) -> None:
+    bucket = s3_env.new_bucket()
+    client = s3_env.client()
+    client.put_object(Bucket=bucket, Key="in/a.csv", Body=b"1\n2\n")
+    client.put_object(Bucket=bucket, Key="in/deep/b.csv", Body=b"3\n")
+    spec = spec_for(f"s3://{bucket}/in/", f"s3://{bucket}/out")
+    run_transform(spec, model.url)
+    read = lambda key: client.get_object(Bucket=bucket, Key=key)["Body"].read()  # noqa: E731
+    assert read("out/a.csv.out") == b"pred(1)\npred(2)\n"
+    assert read("out/deep/b.csv.out") == b"pred(3)\n"
+
+
+def test_manifest_inputs(tmp_path: Path, model: FakeModel) -> None:
+    store = write_inputs(tmp_path / "store", {"x/1.csv": "1\n", "2.csv": "2\n", "skip.csv": "s\n"})
+    manifest = tmp_path / "in.manifest"
+    manifest.write_text(json.dumps([{"prefix": f"{store}/"}, "x/1.csv", "2.csv"]))
+    doc_spec = spec_for(str(manifest), str(tmp_path / "out"))
+    spec = type(doc_spec)(**{**doc_spec.__dict__, "input_data_type": "ManifestFile"})
+    run_transform(spec, model.url)
+    assert sorted(
+        p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.out")
+    ) == [
+        "2.csv.out",
+        "x/1.csv.out",
+    ]
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    sizes=st.lists(st.integers(1, 500_000), min_size=1, max_size=12),
+    max_payload=st.integers(1, 2),
+    concurrency=st.integers(1, 4),
+    strategy=st.sampled_from(["SingleRecord", "MultiRecord"]),
+)
+def test_end_to_end_every_record_once_in_order(
+    tmp_path_factory: pytest.TempPathFactory,
+    model: FakeModel,
+    sizes: list[int],
+    max_payload: int,
+    concurrency: int,
+    strategy: str,
+) -> None:
+    root = tmp_path_factory.mktemp("prop")
+    records = [f"{i}:" + "z" * n for i, n in enumerate(sizes)]
+    inputs = write_inputs(root / "in", {"d.csv": "".join(r + "\n" for r in records)})
+    spec = spec_for(
+        str(inputs),
+        str(root / "out"),
+        BatchStrategy=strategy,
+        MaxPayloadInMB=max_payload,
+        MaxConcurrentTransforms=concurrency,
+    )
+    run_transform(spec, model.url)
+    out = (root / "out" / "d.csv.out").read_text().splitlines()
+    assert out == [f"pred({r})" for r in records]
+
+
+def test_transform_job_record_and_cli_against_a_running_server(
+    tmp_path: Path, model: FakeModel
+) -> None:
+    inputs = write_inputs(tmp_path / "in", {"a.csv": "1\n2\n"})
+    env = {**os.environ, "SAGEDOCK_LOCAL_DIR": str(tmp_path / "state")}
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "sagedock.toolkit", "local", "transform",
+            "--url", model.url, "--input", str(inputs), "--output", str(tmp_path / "out"),
+            "--content-type", "text/csv", "--split-type", "Line", "--assemble-with", "Line",
+            "--job-name", "cli-transform",
+        ],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "out" / "a.csv.out").read_text() == "pred(1)\npred(2)\n"
+    record = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "sagedock.toolkit", "local", "describe", "cli-transform"],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout
+    )  # fmt: skip
+    assert record["TransformJobStatus"] == "Completed"
+    assert record["BatchStrategy"] == "MultiRecord"
+
+
+def test_a_failed_transform_job_records_its_reason(tmp_path: Path, model: FakeModel) -> None:
+    inputs = write_inputs(tmp_path / "in", {"a.csv": "BAD\n"})
+    spec = spec_for(str(inputs), str(tmp_path / "out"))
+    env = {**os.environ, "SAGEDOCK_LOCAL_DIR": str(tmp_path / "state")}
+    import io
+
+    result = run_transform_job(
+        spec, environ=env, options=TransformOptions(url=model.url, stream=io.StringIO())
+    )
+    assert result.exit_code == 1
+    assert result.record["TransformJobStatus"] == "Failed"
+    assert result.record["FailureReason"].startswith("ClientError: ")
+    assert "record 1: the model answered 400" in result.record["FailureReason"]
