@@ -18,7 +18,7 @@ from typing import Any
 try:  # an optional speed-up: declared as a dependency, but never required
     import orjson as _orjson
 except ImportError:  # pragma: no cover - exercised only where orjson is absent
-    _orjson = None
+    _orjson = None  # type: ignore[assignment]
 
 JSONDecodeError = json.JSONDecodeError
 

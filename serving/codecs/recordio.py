@@ -73,7 +73,7 @@ class RecordIOProtobufCodec(Codec):
         return features
 
     def encode(self, value: Any, media: MediaType) -> bytes:
-        return protobuf.records_to_bytes(_records(value))
+        return bytes(protobuf.records_to_bytes(_records(value)))
 
     def can_encode(self, value: Any) -> bool:
         if isinstance(value, bytes | bytearray | memoryview | str):
