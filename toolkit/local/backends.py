@@ -31,7 +31,9 @@ def inherited_environment(environ: Mapping[str, str]) -> dict[str, str]:
 
 class HostRun(Protocol):
     host: str
-    stdout: IO[bytes]
+
+    @property
+    def stdout(self) -> IO[bytes]: ...
 
     def poll(self) -> int | None: ...
     def terminate(self) -> None: ...

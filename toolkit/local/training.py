@@ -10,6 +10,7 @@ requests (SIGTERM, then SIGKILL after the grace period), and finally publishes
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -203,8 +204,6 @@ class TrainingJob:
         environ: Mapping[str, str] | None = None,
         options: TrainOptions | None = None,
     ) -> None:
-        import os
-
         self.spec = spec
         self.environ = dict(os.environ if environ is None else environ)
         self.options = options or TrainOptions()
@@ -221,6 +220,7 @@ class TrainingJob:
         self._feeder_error: str | None = None
         self.hosts: list[_Host] = []
         self.record: JobRecord | None = None
+        self._hosts_started = False
 
     # -- control --------------------------------------------------------------------------
     def stop(self, *, force: bool = False) -> None:
@@ -273,8 +273,6 @@ class TrainingJob:
         Validation problems raise :class:`SpecError` before anything is created; everything
         after that ends in a record with status Completed, Failed or Stopped.
         """
-        import os
-
         self.validate()
         if self.job_dir.exists():
             shutil.rmtree(self.job_dir)
@@ -301,14 +299,17 @@ class TrainingJob:
             record.transition("Downloading")
             self._say(f"{now()} Downloading - Downloading input data")
             self._stage()
-            record.transition("Training")
-            self._say(f"{now()} Training - Training in progress")
-            status, secondary, reason = self._train()
+            if self._stop_reason is not None:  # stopped while data was being staged
+                status, secondary, reason = "Stopped", "Stopped", None
+            else:
+                record.transition("Training")
+                self._say(f"{now()} Training - Training in progress")
+                status, secondary, reason = self._train()
             # output.tar.gz is published for failed jobs too (it often holds the evidence);
             # model.tar.gz only for jobs that completed or were stopped.
             record.transition("Uploading")
             self._say(f"{now()} Uploading - Uploading generated training model")
-            self._upload(with_model=status != "Failed")
+            self._upload(with_model=status != "Failed" and self._hosts_started)
         except SagedockError as exc:
             status, secondary, reason = "Failed", "Failed", exc.describe()
         except Exception as exc:  # a bug of ours: still end the job with a record, then raise
@@ -517,6 +518,7 @@ class TrainingJob:
         image = docker_image(spec) if isinstance(self.backend, DockerBackend) else None
         logs_dir = self.job_dir / "logs"
         started = time.monotonic()
+        self._hosts_started = True
         for host in self.hosts:
             mounts: dict[str, str] = {}
             if (
