@@ -11,6 +11,7 @@ the log, never to the client. User code may raise :class:`InferenceError` itself
 
 from __future__ import annotations
 
+import json
 from http import HTTPStatus
 from typing import Any, ClassVar
 
@@ -61,6 +62,11 @@ class InferenceError(SagedockError):
         if request_id:
             body["request_id"] = request_id
         return body
+
+
+def error_body(error: InferenceError, request_id: str | None = None) -> bytes:
+    """The JSON body answered for *error* (UTF-8)."""
+    return json.dumps(error.to_json(request_id)).encode("utf-8")
 
 
 class BadRequest(InferenceError):

@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.images",
     "tests.fixtures.xgboost",
+    "tests.fixtures.serving",
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, str] = {
     "demo": "sagedock.toolkit.commands.demo",
     "images": "sagedock.toolkit.images.command",
     "local": "sagedock.toolkit.local.cli",
+    "serve": "sagedock.serving.command",
 }
 
 

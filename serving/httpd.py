@@ -1,0 +1,580 @@
+"""The HTTP/1.1 loop inside each worker: keep-alive connections in, WSGI app calls, responses out.
+
+One thread, one request at a time, many idle keep-alive connections (``selectors``/epoll): the
+shape of a gunicorn sync worker that keeps connections open. That is what a CPU-bound model
+wants - no thread hand-offs, no green threads that never yield - and with nginx in front
+(which holds the client connections and reuses upstream ones) it is also what nginx wants.
+The per-request path is short on purpose: parse the head, read the body, call the app, write
+the response in one ``sendall`` where it fits.
+
+Requests are parsed strictly (bad request line or header: 400; head over 64 KiB: 431; body over
+the limit: 413 without reading it, then the connection closes). ``Transfer-Encoding: chunked``
+request bodies and ``Expect: 100-continue`` are handled. A response without ``Content-Length``
+(an iterator from the app) is sent chunked; ``HEAD`` gets no body. Errors produced here have
+the same JSON body as the app's.
+
+A :class:`Watchdog` bounds the time a request may spend in the app: past the deadline it answers
+504 on the request's socket from its own thread and ends the process (gunicorn starts a new
+worker), since the app's thread may be stuck anywhere, even in C code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import selectors
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from urllib.parse import unquote
+
+from .errors import (
+    BadRequest,
+    InferenceError,
+    PayloadTooLarge,
+    RequestTimeout,
+    error_body,
+)
+
+log = logging.getLogger(__name__)
+access_log = logging.getLogger("sagedock.serving.access")
+
+MAX_HEAD = 64 * 1024
+RECV_SIZE = 256 * 1024
+#: Bodies up to this size are sent with the head in one ``sendall``.
+COALESCE_LIMIT = 256 * 1024
+#: Seconds a client may take to send the rest of a request it started.
+READ_TIMEOUT = 60.0
+#: Exit status of a worker the watchdog ends (anything but gunicorn's 3 and 4).
+EXIT_TIMEOUT = 75
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class HttpError(Exception):
+    """A request this server answers itself; the connection is closed afterwards."""
+
+    def __init__(self, error: InferenceError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def new_request_id() -> str:
+    return os.urandom(8).hex()
+
+
+class Watchdog:
+    """Answers 504 for a request that outlives *timeout* and ends the process.
+
+    The server :meth:`arm`\\ s it before calling the app and :meth:`disarm`\\ s it before
+    writing the response; ``disarm`` returns False when the watchdog has answered already.
+    """
+
+    def __init__(self, timeout: float, *, exit_process: Callable[[int], None] = os._exit) -> None:
+        self.timeout = timeout
+        self._exit = exit_process
+        self._lock = threading.Lock()
+        self._deadline: float | None = None
+        self._sock: socket.socket | None = None
+        self._request_id = ""
+        self._what = ""
+        self.fired = False
+        self._thread = threading.Thread(target=self._loop, name="request-watchdog", daemon=True)
+        self._thread.start()
+
+    def arm(self, sock: socket.socket, request_id: str, what: str) -> None:
+        self._sock, self._request_id, self._what = sock, request_id, what
+        self._deadline = time.monotonic() + self.timeout
+
+    def disarm(self) -> bool:
+        with self._lock:
+            self._deadline = None
+            return not self.fired
+
+    def _loop(self) -> None:
+        interval = min(0.25, max(0.01, self.timeout / 8))
+        while True:
+            time.sleep(interval)
+            deadline = self._deadline
+            if deadline is None or time.monotonic() < deadline:
+                continue
+            with self._lock:
+                if self._deadline is None or self._sock is None:
+                    continue
+                self.fired = True
+                self._answer(self._sock)
+            self._exit(EXIT_TIMEOUT)
+            return
+
+    def _answer(self, sock: socket.socket) -> None:
+        error = RequestTimeout(
+            f"the model did not answer within {self.timeout:g} s (SAGEMAKER_MODEL_SERVER_TIMEOUT)"
+        )
+        log.error(
+            "request %s (%s) exceeded SAGEMAKER_MODEL_SERVER_TIMEOUT=%gs: answered 504; "
+            "this worker exits and a new one replaces it",
+            self._request_id,
+            self._what,
+            self.timeout,
+        )
+        try:
+            sock.settimeout(2.0)
+            sock.sendall(error_head_and_body(error, self._request_id, close=True))
+        except OSError:
+            pass
+
+
+def error_head_and_body(error: InferenceError, request_id: str | None, *, close: bool) -> bytes:
+    """A complete HTTP/1.1 error response with the JSON body."""
+    body = error_body(error, request_id)
+    reason = _reason(error.status)
+    head = (
+        f"HTTP/1.1 {error.status} {reason}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+    )
+    if close:
+        head += "Connection: close\r\n"
+    return (head + "\r\n").encode("latin-1") + body
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+class _Conn:
+    __slots__ = ("buf", "peer", "sock")
+
+    def __init__(self, sock: socket.socket, peer: str) -> None:
+        self.sock = sock
+        self.peer = peer
+        self.buf = b""
+
+
+class HttpServer:
+    """Serves a WSGI *app* on listening sockets until told to stop.
+
+    :param max_body: largest request body in bytes (None: no limit); larger ones get 413.
+    :param watchdog: bounds the app's time per request (None: unbounded).
+    :param tick: called at least every second, and per streamed chunk (gunicorn heartbeat).
+    :param access_log: log one line per request (``/ping`` only if *log_ping*).
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        *,
+        max_body: int | None,
+        server_name: str = "localhost",
+        server_port: str = "8080",
+        watchdog: Watchdog | None = None,
+        tick: Callable[[], None] = lambda: None,
+        access_log: bool = False,
+        log_ping: bool = False,
+    ) -> None:
+        self.app = app
+        self.max_body = max_body
+        self.watchdog = watchdog
+        self.tick = tick
+        self.access_log = access_log
+        self.log_ping = log_ping
+        self._base_environ: dict[str, Any] = {
+            "SCRIPT_NAME": "",
+            "SERVER_NAME": server_name,
+            "SERVER_PORT": server_port,
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
+            "wsgi.multithread": False,
+            "wsgi.multiprocess": True,
+            "wsgi.run_once": False,
+        }
+        self._selector: selectors.BaseSelector | None = None
+        self._conns: dict[int, _Conn] = {}
+        self._alive: Callable[[], bool] = lambda: True
+
+    # -- the loop ---------------------------------------------------------------------------
+    def serve(self, listeners: list[socket.socket], alive: Callable[[], bool]) -> None:
+        """Accept and answer until *alive* returns False, then close every connection
+        (the request in progress, if any, is finished first)."""
+        selector = selectors.DefaultSelector()
+        self._selector = selector
+        self._alive = alive
+        for listener in listeners:
+            listener.setblocking(False)
+            selector.register(listener, selectors.EVENT_READ, None)
+        last_tick = 0.0
+        try:
+            while alive():
+                events = selector.select(1.0)
+                now = time.monotonic()
+                if now - last_tick >= 1.0:
+                    self.tick()
+                    last_tick = now
+                for key, _ in events:
+                    if key.data is None:
+                        self._accept(key.fileobj)  # type: ignore[arg-type]
+                    else:
+                        self._readable(key.data)
+                    if not alive():
+                        break
+        finally:
+            for listener in listeners:
+                selector.unregister(listener)
+            for conn in list(self._conns.values()):
+                self._close(conn)
+            selector.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        try:
+            sock, addr = listener.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return
+        sock.settimeout(READ_TIMEOUT)
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peer = str(addr[0])
+        else:
+            peer = "unix"
+        conn = _Conn(sock, peer)
+        self._conns[sock.fileno()] = conn
+        assert self._selector is not None
+        self._selector.register(sock, selectors.EVENT_READ, conn)
+
+    def _close(self, conn: _Conn) -> None:
+        self._conns.pop(conn.sock.fileno(), None)
+        try:
+            if self._selector is not None:
+                self._selector.unregister(conn.sock)
+        except (KeyError, ValueError):
+            pass
+        conn.sock.close()
+
+    def _readable(self, conn: _Conn) -> None:
+        try:
+            data = conn.sock.recv(RECV_SIZE)
+        except OSError:
+            data = b""
+        if not data:
+            self._close(conn)
+            return
+        conn.buf += data
+        try:
+            keep = self._handle_buffered(conn)
+        except HttpError as exc:
+            self._send_error(conn, exc.error)
+            keep = False
+        except OSError:
+            keep = False
+        if not keep:
+            self._close(conn)
+
+    # -- one request --------------------------------------------------------------------------
+    def _handle_buffered(self, conn: _Conn) -> bool:
+        """Answer every complete request in the buffer; False when the connection must close."""
+        while conn.buf:
+            end = conn.buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(conn.buf) > MAX_HEAD:
+                    raise HttpError(InferenceError(431, "request head larger than 64 KiB"))
+                return True  # wait for the rest of the head
+            if end > MAX_HEAD:
+                raise HttpError(InferenceError(431, "request head larger than 64 KiB"))
+            environ, keep_alive, length, chunked, expect = self._parse_head(conn, end)
+            conn.buf = conn.buf[end + 4 :]
+            if chunked:
+                body = self._read_chunked(conn, expect)
+            else:
+                body = self._read_body(conn, length, expect)
+            environ["wsgi.input"] = io.BytesIO(body)
+            if not self._respond(conn, environ, keep_alive and self._alive()):
+                return False
+        return True
+
+    def _parse_head(self, conn: _Conn, end: int) -> tuple[dict[str, Any], bool, int, bool, bool]:
+        try:
+            head = conn.buf[:end].decode("latin-1")
+        except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
+            raise HttpError(BadRequest("undecodable request head")) from None
+        lines = head.split("\r\n")
+        parts = lines[0].split(" ")
+        if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[0].isalpha():
+            raise HttpError(BadRequest(f"malformed request line {lines[0][:200]!r}"))
+        method, target, version = parts
+        environ = dict(self._base_environ)
+        path, _, query = target.partition("?")
+        environ["REQUEST_METHOD"] = method
+        environ["PATH_INFO"] = unquote(path, "latin-1") if "%" in path else path
+        environ["QUERY_STRING"] = query
+        environ["SERVER_PROTOCOL"] = version
+        environ["REMOTE_ADDR"] = conn.peer
+        length = 0
+        chunked = False
+        expect = False
+        connection = ""
+        for line in lines[1:]:
+            name, sep, value = line.partition(":")
+            if not sep or not name or name[-1] in " \t" or name[0] in " \t":
+                raise HttpError(BadRequest(f"malformed header line {line[:200]!r}"))
+            value = value.strip()
+            key = name.upper().replace("-", "_")
+            if key == "CONTENT_LENGTH":
+                if not value.isdigit() or (
+                    "CONTENT_LENGTH" in environ and environ["CONTENT_LENGTH"] != value
+                ):
+                    raise HttpError(BadRequest(f"invalid Content-Length {value[:40]!r}"))
+                length = int(value)
+                environ["CONTENT_LENGTH"] = value
+                continue
+            if key == "CONTENT_TYPE":
+                environ["CONTENT_TYPE"] = value
+                continue
+            if key == "TRANSFER_ENCODING":
+                if value.lower() != "chunked":
+                    raise HttpError(
+                        InferenceError(501, f"Transfer-Encoding {value!r} is not supported")
+                    )
+                chunked = True
+                continue
+            if key == "EXPECT":
+                expect = value.lower() == "100-continue"
+            elif key == "CONNECTION":
+                connection = value.lower()
+            key = "HTTP_" + key
+            if key in environ:
+                environ[key] += ", " + value
+            else:
+                environ[key] = value
+        if chunked and "CONTENT_LENGTH" in environ:
+            raise HttpError(BadRequest("both Content-Length and Transfer-Encoding given"))
+        if version == "HTTP/1.1":
+            keep_alive = "close" not in connection
+        else:
+            keep_alive = "keep-alive" in connection
+        if self.max_body is not None and length > self.max_body:
+            raise HttpError(self._too_large(length))
+        return environ, keep_alive, length, chunked, expect
+
+    def _too_large(self, length: int | None) -> PayloadTooLarge:
+        limit = self.max_body or 0
+        size = f"{length} bytes" if length is not None else "more"
+        return PayloadTooLarge(
+            f"request body of {size} is over the limit of {limit} bytes "
+            f"({limit / (1024 * 1024):g} MiB, SAGEMAKER_MAX_PAYLOAD_IN_MB)"
+        )
+
+    def _read_more(self, conn: _Conn) -> None:
+        try:
+            data = conn.sock.recv(RECV_SIZE)
+        except TimeoutError:
+            raise HttpError(
+                InferenceError(408, "the request body did not arrive in time")
+            ) from None
+        if not data:
+            raise OSError("client closed the connection mid-request")
+        conn.buf += data
+
+    def _continue(self, conn: _Conn, expect: bool, wanted: int) -> None:
+        if expect and len(conn.buf) < wanted:
+            conn.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def _read_body(self, conn: _Conn, length: int, expect: bool) -> bytes:
+        if length == 0:
+            return b""
+        self._continue(conn, expect, length)
+        while len(conn.buf) < length:
+            self._read_more(conn)
+        body, conn.buf = conn.buf[:length], conn.buf[length:]
+        return body
+
+    def _read_chunked(self, conn: _Conn, expect: bool) -> bytes:
+        self._continue(conn, expect, 1)
+        parts: list[bytes] = []
+        total = 0
+        while True:
+            while (eol := conn.buf.find(b"\r\n")) < 0:
+                if len(conn.buf) > 1024:
+                    raise HttpError(BadRequest("malformed chunk size line"))
+                self._read_more(conn)
+            size_text = conn.buf[:eol].split(b";", 1)[0].strip()
+            try:
+                size = int(size_text, 16)
+            except ValueError:
+                raise HttpError(BadRequest(f"malformed chunk size {size_text[:20]!r}")) from None
+            conn.buf = conn.buf[eol + 2 :]
+            if size == 0:
+                # Trailers (ignored) end with an empty line.
+                while (end := conn.buf.find(b"\r\n")) != 0:
+                    if end > 0:
+                        conn.buf = conn.buf[end + 2 :]
+                        continue
+                    self._read_more(conn)
+                conn.buf = conn.buf[2:]
+                return b"".join(parts)
+            total += size
+            if self.max_body is not None and total > self.max_body:
+                raise HttpError(self._too_large(None))
+            while len(conn.buf) < size + 2:
+                self._read_more(conn)
+            if conn.buf[size : size + 2] != b"\r\n":
+                raise HttpError(BadRequest("chunk not terminated by CRLF"))
+            parts.append(conn.buf[:size])
+            conn.buf = conn.buf[size + 2 :]
+
+    def _send_error(self, conn: _Conn, error: InferenceError) -> None:
+        with contextlib.suppress(OSError):
+            conn.sock.sendall(error_head_and_body(error, new_request_id(), close=True))
+
+    def _respond(self, conn: _Conn, environ: dict[str, Any], keep_alive: bool) -> bool:
+        started = time.monotonic()
+        request_id = environ.get("HTTP_X_REQUEST_ID")
+        if request_id is None:
+            request_id = environ["HTTP_X_REQUEST_ID"] = new_request_id()
+        captured: list[Any] = []
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: Any = None
+        ) -> Any:
+            captured[:] = [status, headers]
+            return _no_write
+
+        watchdog = self.watchdog
+        if watchdog is not None:
+            watchdog.arm(
+                conn.sock, request_id, f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}"
+            )
+        try:
+            result = self.app(environ, start_response)
+            chunks: Iterator[bytes] = iter(result)
+            length = _content_length(captured[1]) if captured else None
+            if length is not None or environ["REQUEST_METHOD"] == "HEAD":
+                first = b"".join(chunks)
+                streamed = False
+            else:
+                first = next(chunks, b"")
+                streamed = True
+        except Exception as exc:  # the app should never raise; answer 500 rather than drop
+            log.exception("request %s: unhandled error in the app", request_id)
+            if watchdog is not None and not watchdog.disarm():
+                _wait_for_exit()
+            error = InferenceError(500, f"internal error: {type(exc).__name__}")
+            conn.sock.sendall(error_head_and_body(error, request_id, close=True))
+            return False
+        if watchdog is not None and not watchdog.disarm():
+            _wait_for_exit()
+        status, headers = captured
+        head = ["HTTP/1.1 ", status, "\r\n"]
+        for name, value in headers:
+            head += (name, ": ", value, "\r\n")
+        if streamed:
+            if environ["SERVER_PROTOCOL"] == "HTTP/1.1":
+                head.append("Transfer-Encoding: chunked\r\n")
+            else:
+                keep_alive = False
+        if not keep_alive:
+            head.append("Connection: close\r\n")
+        elif environ["SERVER_PROTOCOL"] == "HTTP/1.0":
+            head.append("Connection: keep-alive\r\n")
+        head.append("\r\n")
+        head_bytes = "".join(head).encode("latin-1")
+        sent = 0
+        try:
+            if not streamed:
+                if environ["REQUEST_METHOD"] == "HEAD":
+                    conn.sock.sendall(head_bytes)
+                elif len(first) <= COALESCE_LIMIT:
+                    conn.sock.sendall(head_bytes + first)
+                else:
+                    conn.sock.sendall(head_bytes)
+                    conn.sock.sendall(first)
+                sent = len(first)
+            else:
+                sent = self._stream(conn, head_bytes, first, chunks, environ, request_id)
+                if sent < 0:
+                    keep_alive = False
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception:
+                    log.exception("request %s: closing the response failed", request_id)
+        if self.access_log and (self.log_ping or environ["PATH_INFO"] != "/ping"):
+            access_log.info(
+                '%s "%s %s %s" %s %d %.3fms %s',
+                conn.peer,
+                environ["REQUEST_METHOD"],
+                environ["PATH_INFO"],
+                environ["SERVER_PROTOCOL"],
+                status.split(" ", 1)[0],
+                max(sent, 0),
+                (time.monotonic() - started) * 1000,
+                request_id,
+            )
+        return keep_alive
+
+    def _stream(
+        self,
+        conn: _Conn,
+        head: bytes,
+        first: bytes,
+        chunks: Iterator[bytes],
+        environ: dict[str, Any],
+        request_id: str,
+    ) -> int:
+        """Send a body of unknown length; the bytes sent, or -1 when the stream broke."""
+        chunked = environ["SERVER_PROTOCOL"] == "HTTP/1.1"
+        sock = conn.sock
+        sent = 0
+
+        def frame(data: bytes) -> bytes:
+            return b"%x\r\n%s\r\n" % (len(data), data) if chunked else data
+
+        sock.sendall(head + (frame(first) if first else b""))
+        sent += len(first)
+        last_tick = time.monotonic()
+        try:
+            for chunk in chunks:
+                if chunk:
+                    sock.sendall(frame(chunk))
+                    sent += len(chunk)
+                now = time.monotonic()
+                if now - last_tick >= 1.0:
+                    self.tick()
+                    last_tick = now
+        except OSError:
+            log.info("request %s: the client went away during a streamed response", request_id)
+            return -1
+        except Exception:
+            # Headers are gone: the only way to tell the client is to break the stream.
+            log.exception("request %s: the response stream failed after %d bytes", request_id, sent)
+            return -1
+        if chunked:
+            sock.sendall(b"0\r\n\r\n")
+        return sent
+
+
+def _content_length(headers: list[tuple[str, str]]) -> int | None:
+    for name, value in headers:
+        if len(name) == 14 and name.lower() == "content-length":
+            return int(value)
+    return None
+
+
+def _no_write(data: bytes) -> None:  # pragma: no cover - WSGI write() is unused by flask
+    raise RuntimeError("the WSGI write() callable is not supported")
+
+
+def _wait_for_exit() -> None:
+    # The watchdog has answered this request and is ending the process.
+    while True:
+        time.sleep(1)

@@ -1,0 +1,232 @@
+"""The gunicorn worker: loads the model when it boots, then serves requests with
+:class:`~.httpd.HttpServer`.
+
+Boot, in order: import the user module and the algorithm's hooks, run ``pre_model_fn`` /
+``model_fn`` / ``model_warmup_fn`` (a thread keeps gunicorn's heartbeat going meanwhile, so a
+slow model is not mistaken for a stuck worker), build the flask app, then - behind nginx - bind
+this worker's own unix socket and mark it ready. A failure at boot is logged with a clear
+message, written to the runtime dir for the supervisor, and the worker exits with gunicorn's
+``WORKER_BOOT_ERROR`` so that gunicorn stops instead of restarting it forever.
+
+Without nginx the workers share gunicorn's TCP listener; while no worker is ready yet, a
+loading worker answers every connection with 503 so that ``/ping`` never hangs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from gunicorn.workers.base import Worker
+
+from sagedock.toolkit.errors import SagedockError
+
+from .errors import ServiceUnavailable
+from .handler import DEFAULT_PROGRAM, CodeLocation, Handler, build_handler
+from .httpd import HttpServer, Watchdog, error_head_and_body, new_request_id
+from .runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+#: gunicorn's exit status for "this worker could not boot": the master halts on it.
+WORKER_BOOT_ERROR = 3
+SOCKET_BACKLOG = 2048
+
+
+def code_location(runtime: Runtime) -> CodeLocation | None:
+    if runtime.code_dir is None:
+        return None
+    program = runtime.settings.program
+    return CodeLocation(runtime.code_dir, program or DEFAULT_PROGRAM, required=program is not None)
+
+
+class ServingWorker(Worker):  # type: ignore[misc]
+    """One model server process. ``slot`` (0 .. workers-1) is set by the master before fork."""
+
+    slot: int = 0
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.app.runtime  # type: ignore[no-any-return]
+
+    # -- boot ---------------------------------------------------------------------------------
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        if not self.booted:
+            # Nothing in flight while the model loads: stop now rather than after model_fn.
+            os._exit(0)
+        self.alive = False
+
+    def load_wsgi(self) -> None:
+        runtime = self.runtime
+        started = time.monotonic()
+        with self._heartbeat(), self._loading_responder():
+            try:
+                self.wsgi, self.handler = self._boot(runtime)
+            except SagedockError as exc:
+                self._boot_failed(
+                    exc.describe() if not isinstance(exc, ServiceUnavailable) else exc.message,
+                    traceback=False,
+                )
+            except Exception as exc:
+                self._boot_failed(f"{type(exc).__name__}: {exc}", traceback=True)
+        log.info("worker %d ready in %.2f s", self.slot, time.monotonic() - started)
+
+    def _boot(self, runtime: Runtime) -> tuple[Any, Handler]:
+        from .app import create_app
+
+        settings = runtime.settings
+        handler = build_handler(
+            code_location(runtime),
+            settings.algorithm,
+            default_accept=settings.default_accept,
+            worker_id=self.slot,
+            batch=settings.batch,
+        )
+        if handler.ping_fn is not None:
+            runtime.ping_upstream_file.touch()
+        if settings.multi_model:
+            from .multimodel import ModelManager, ModelRegistry, default_budget_bytes
+
+            budget = (
+                int(settings.model_cache_mb * 1024 * 1024)
+                if settings.model_cache_mb
+                else default_budget_bytes(settings.workers)
+            )
+            manager = ModelManager(
+                handler,
+                ModelRegistry(runtime.registry_dir),
+                settings.models_dir,
+                budget_bytes=budget,
+                unpack_dir=runtime.run_dir / "unpacked",
+            )
+            if self.slot == 0:
+                log.info(
+                    "multi-model endpoint over %s; %.0f MiB for models per worker",
+                    settings.models_dir,
+                    budget / 1024 / 1024,
+                )
+                for line in handler.describe(settings.models_dir):
+                    log.info("hook %s", line)
+            return create_app(settings, handler, models=manager, worker_id=self.slot), handler
+        model_dir = settings.model_dir
+        if self.slot == 0:
+            for line in handler.describe(model_dir):
+                log.info("hook %s", line)
+        predictor = handler.load(model_dir)
+        return create_app(settings, handler, predictor=predictor, worker_id=self.slot), handler
+
+    def _boot_failed(self, message: str, *, traceback: bool) -> None:
+        if traceback:
+            log.critical("worker %d could not start: %s", self.slot, message, exc_info=True)
+        else:
+            log.critical("worker %d could not start: %s", self.slot, message)
+        with contextlib.suppress(OSError):
+            self.runtime.boot_error_file.write_text(message + "\n")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(WORKER_BOOT_ERROR)
+
+    @contextlib.contextmanager
+    def _heartbeat(self) -> Iterator[None]:
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(1.0):
+                self.notify()
+
+        thread = threading.Thread(target=beat, name="boot-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    @contextlib.contextmanager
+    def _loading_responder(self) -> Iterator[None]:
+        """Without nginx: answer 503 on the shared port while no worker is ready."""
+        if self.runtime.nginx or not self.sockets:
+            yield
+            return
+        done = threading.Event()
+        thread = threading.Thread(target=self._answer_503, args=(done,), daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            done.set()
+            thread.join()
+
+    def _answer_503(self, done: threading.Event) -> None:
+        listeners = [s.sock if hasattr(s, "sock") else s for s in self.sockets]
+        error = ServiceUnavailable("the model is not loaded yet")
+        while not done.is_set():
+            if self.runtime.any_ready():
+                done.wait(0.1)  # a sibling serves: leave the connections to it
+                continue
+            readable, _, _ = select.select(listeners, [], [], 0.1)
+            for listener in readable:
+                try:
+                    conn, _ = listener.accept()
+                except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                    continue
+                with conn:
+                    conn.settimeout(0.5)
+                    with contextlib.suppress(OSError):
+                        conn.recv(65536)
+                        conn.sendall(error_head_and_body(error, new_request_id(), close=True))
+
+    # -- serving -------------------------------------------------------------------------------
+    def _listeners(self) -> list[socket.socket]:
+        runtime = self.runtime
+        if not runtime.nginx:
+            return [s.sock if hasattr(s, "sock") else s for s in self.sockets]
+        for inherited in self.sockets:
+            with contextlib.suppress(OSError):
+                inherited.close()
+        path = runtime.worker_socket(self.slot)
+        path.unlink(missing_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(path))
+        # nginx's workers may run as another user (www-data when we are root).
+        Path(path).chmod(0o666)
+        listener.listen(SOCKET_BACKLOG)
+        return [listener]
+
+    def run(self) -> None:
+        runtime = self.runtime
+        settings = runtime.settings
+        listeners = self._listeners()
+        watchdog = Watchdog(settings.timeout)
+        server = HttpServer(
+            self.wsgi,
+            max_body=settings.max_payload_bytes,
+            server_port=str(settings.port),
+            watchdog=watchdog,
+            tick=self._tick,
+            access_log=settings.access_log and not runtime.nginx,
+            log_ping=settings.log_ping,
+        )
+        runtime.mark_ready(self.slot)
+        signal.siginterrupt(signal.SIGTERM, False)
+        server.serve(listeners, alive=lambda: self.alive)
+        if runtime.nginx:
+            for listener in listeners:
+                listener.close()
+            runtime.worker_socket(self.slot).unlink(missing_ok=True)
+
+    def _tick(self) -> None:
+        self.notify()
+        if self.ppid != os.getppid():
+            log.info("the gunicorn master (pid %s) is gone: worker %d exits", self.ppid, self.slot)
+            self.alive = False
