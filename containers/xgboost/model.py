@@ -1,0 +1,198 @@
+"""Model artifacts: loading what SageMaker's XGBoost versions wrote, and predicting with them.
+
+Every regular file of the model directory is a model (hidden files are skipped with a warning,
+directories such as ``code/`` are not models); with ``SAGEMAKER_INFERENCE_ENSEMBLE=false`` only
+the first one (by name) is loaded. Each file may be
+
+- a pickled ``Booster`` (SageMaker XGBoost 0.90 - 1.2; unpickling runs code: load only models
+  you trust, as for any pickle),
+- XGBoost's legacy binary format (1.3 - 1.7-1), JSON, or UBJSON (3.0-5 and ``sagedock``).
+
+Several models form an ensemble: predictions are averaged, or for ``multi:softmax`` and
+``binary:hinge`` (which predict classes) the most frequent class is taken.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pickle
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from sagedock.toolkit.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+ENSEMBLE_ENV = "SAGEMAKER_INFERENCE_ENSEMBLE"
+ModelFormat = Literal["pkl_format", "xgb_format"]
+
+_PICKLE_PROTOCOL_2_PLUS = b"\x80"
+#: Objectives whose predictions are classes: an ensemble takes the most frequent one.
+_CLASS_OBJECTIVES = frozenset({"multi:softmax", "binary:hinge"})
+
+
+class FeatureCountError(ValueError):
+    """The request has a number of features the model cannot take."""
+
+
+@dataclass(frozen=True)
+class LoadedBooster:
+    name: str
+    booster: Any
+    format: ModelFormat
+
+
+@dataclass(frozen=True)
+class XGBoostModel:
+    """One model, or an ensemble of models, ready to predict."""
+
+    boosters: tuple[LoadedBooster, ...]
+    objective: str
+    num_class: int
+    num_features: int
+
+    @property
+    def format(self) -> ModelFormat:
+        return self.boosters[0].format
+
+    def check_features(self, num_cols: int, data_format: str) -> None:
+        """SageMaker's check for pickled models (native models let XGBoost decide).
+
+        :raises FeatureCountError: CSV and recordio-protobuf must have the model's number of
+            features (or one less); libsvm at most one more.
+        """
+        if self.format != "pkl_format":
+            return
+        x, y = self.num_features, num_cols
+        if data_format == "libsvm":
+            if y > x + 1:
+                raise FeatureCountError(
+                    f"Feature size of libsvm inference data {y} is larger than feature size "
+                    f"of trained model {x}."
+                )
+        elif not (x == y or x == y + 1):
+            raise FeatureCountError(
+                f"Feature size of {data_format} inference data {y} is not consistent with "
+                f"feature size of trained model {x}"
+            )
+
+    def predict(self, features: Any) -> np.ndarray:
+        """Predictions for a dense ``float32`` matrix (``NaN`` missing) or a CSR matrix.
+
+        Like SageMaker: all trees, ``validate_features=False`` (so a CSV request one column
+        short of the model is accepted), ensembles averaged or voted.
+        """
+        import xgboost
+
+        matrix = xgboost.DMatrix(features, missing=np.nan)
+        outputs = [lb.booster.predict(matrix, validate_features=False) for lb in self.boosters]
+        if len(outputs) == 1:
+            return outputs[0]
+        stacked = np.stack(outputs)
+        if self.objective in _CLASS_OBJECTIVES:
+            return _vote(stacked)
+        return stacked.mean(axis=0)
+
+
+def _vote(stacked: np.ndarray) -> np.ndarray:
+    """The most frequent value along axis 0 (the smallest on ties)."""
+    out = np.empty(stacked.shape[1:], dtype=stacked.dtype)
+    flat = stacked.reshape(stacked.shape[0], -1)
+    result = out.reshape(-1)
+    for i in range(flat.shape[1]):
+        values, counts = np.unique(flat[:, i], return_counts=True)
+        result[i] = values[np.argmax(counts)]
+    return out
+
+
+def load_booster(path: Path) -> LoadedBooster:
+    """One model file, in whichever format it was written.
+
+    :raises UserError: the file is not an XGBoost model (the message names it).
+    """
+    import xgboost
+
+    raw = path.read_bytes()
+    if raw[:1] == _PICKLE_PROTOCOL_2_PLUS:
+        try:
+            with warnings.catch_warnings():
+                # XGBoost warns that a pickle from another version may not load; it either
+                # loads (and is checked below) or fails with its own error.
+                warnings.simplefilter("ignore", UserWarning)
+                booster = pickle.loads(raw)  # SageMaker 0.90-1.2 artifacts are pickles
+        except Exception as exc:
+            raise UserError(f"model file {path.name}: cannot be unpickled: {exc}") from None
+        if not isinstance(booster, xgboost.Booster):
+            raise UserError(
+                f"model file {path.name}: holds a pickled {type(booster).__name__}, "
+                "not an xgboost Booster"
+            )
+        fmt: ModelFormat = "pkl_format"
+    else:
+        booster = xgboost.Booster()
+        try:
+            booster.load_model(bytearray(raw))
+        except xgboost.core.XGBoostError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise UserError(
+                f"model file {path.name}: not an XGBoost model (pickle, binary, JSON or "
+                f"UBJSON): {first}"
+            ) from None
+        fmt = "xgb_format"
+    booster.set_param("nthread", 1)
+    return LoadedBooster(path.name, booster, fmt)
+
+
+def _learner(booster: Any) -> Mapping[str, Any]:
+    config: Mapping[str, Any] = json.loads(booster.save_config())["learner"]
+    return config
+
+
+def model_files(model_dir: Path) -> list[Path]:
+    """The model files of *model_dir*, sorted by name."""
+    files = []
+    for entry in sorted(model_dir.iterdir()):
+        if entry.name.startswith("."):
+            logger.warning("skipping hidden file %s in the model directory", entry)
+            continue
+        if entry.is_file():
+            files.append(entry)
+    return files
+
+
+def ensemble_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    return env.get(ENSEMBLE_ENV, "true").strip().lower() != "false"
+
+
+def load_model(model_dir: Path, *, ensemble: bool | None = None) -> XGBoostModel:
+    """The model (or ensemble) in *model_dir*.
+
+    :raises UserError: no model file, or a file that is not a model.
+    """
+    files = model_files(model_dir) if model_dir.is_dir() else []
+    if not files:
+        raise UserError(f"no model file in {model_dir} (expected xgboost-model)")
+    if ensemble is None:
+        ensemble = ensemble_enabled()
+    if not ensemble:
+        files = files[:1]
+    boosters = tuple(load_booster(f) for f in files)
+    learner = _learner(boosters[0].booster)
+    objective = str(learner["objective"]["name"])
+    num_class = int(learner.get("learner_model_param", {}).get("num_class", 0) or 0)
+    logger.info(
+        "loaded %d model(s) (%s): objective %s, %d features",
+        len(boosters),
+        ", ".join(f"{b.name} [{b.format}]" for b in boosters),
+        objective,
+        boosters[0].booster.num_features(),
+    )
+    return XGBoostModel(boosters, objective, num_class, boosters[0].booster.num_features())
