@@ -421,6 +421,10 @@ class HookFailed(ModelError):
         )
         self.hook = hook
 
+    @property
+    def error_type(self) -> str:
+        return "ModelError"
+
 
 def _call(name: str, fn: Hook, *args: Any) -> Any:
     try:

@@ -151,6 +151,9 @@ def _reason(status: int) -> str:
         return "Error"
 
 
+_WAKEUP = object()
+
+
 class _Conn:
     __slots__ = ("buf", "peer", "sock")
 
@@ -203,15 +206,23 @@ class HttpServer:
         self._alive: Callable[[], bool] = lambda: True
 
     # -- the loop ---------------------------------------------------------------------------
-    def serve(self, listeners: list[socket.socket], alive: Callable[[], bool]) -> None:
+    def serve(
+        self,
+        listeners: list[socket.socket],
+        alive: Callable[[], bool],
+        wakeup_fd: int | None = None,
+    ) -> None:
         """Accept and answer until *alive* returns False, then close every connection
-        (the request in progress, if any, is finished first)."""
+        (the request in progress, if any, is finished first). *wakeup_fd* (the signal wakeup
+        pipe) ends a wait at once when it becomes readable."""
         selector = selectors.DefaultSelector()
         self._selector = selector
         self._alive = alive
         for listener in listeners:
             listener.setblocking(False)
             selector.register(listener, selectors.EVENT_READ, None)
+        if wakeup_fd is not None:
+            selector.register(wakeup_fd, selectors.EVENT_READ, _WAKEUP)
         last_tick = 0.0
         try:
             while alive():
@@ -223,6 +234,9 @@ class HttpServer:
                 for key, _ in events:
                     if key.data is None:
                         self._accept(key.fileobj)  # type: ignore[arg-type]
+                    elif key.data is _WAKEUP:
+                        with contextlib.suppress(OSError):
+                            os.read(key.fd, 4096)
                     else:
                         self._readable(key.data)
                     if not alive():
@@ -230,6 +244,8 @@ class HttpServer:
         finally:
             for listener in listeners:
                 selector.unregister(listener)
+            if wakeup_fd is not None:
+                selector.unregister(wakeup_fd)
             for conn in list(self._conns.values()):
                 self._close(conn)
             selector.close()

@@ -175,6 +175,10 @@ class ServingWorker(Worker):  # type: ignore[misc]
                 done.wait(0.1)  # a sibling serves: leave the connections to it
                 continue
             readable, _, _ = select.select(listeners, [], [], 0.1)
+            # Checked again right before accepting: a sibling that became ready meanwhile
+            # takes the connection.
+            if done.is_set() or self.runtime.any_ready():
+                continue
             for listener in readable:
                 try:
                     conn, _ = listener.accept()
@@ -219,7 +223,7 @@ class ServingWorker(Worker):  # type: ignore[misc]
         )
         runtime.mark_ready(self.slot)
         signal.siginterrupt(signal.SIGTERM, False)
-        server.serve(listeners, alive=lambda: self.alive)
+        server.serve(listeners, alive=lambda: self.alive, wakeup_fd=self.PIPE[0])
         if runtime.nginx:
             for listener in listeners:
                 listener.close()
