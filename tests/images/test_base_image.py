@@ -10,7 +10,16 @@ import pytest
 
 from sagedock.toolkit.images import docker as engine
 from tests.fixtures.images import ImageSet
-from tests.images.support import detached, docker, run_container, wait_for_file, write_tree
+from tests.images.support import (
+    detached,
+    docker,
+    http,
+    image_has_command,
+    run_container,
+    wait_for_file,
+    wait_for_ping,
+    write_tree,
+)
 
 pytestmark = pytest.mark.docker
 
@@ -140,3 +149,65 @@ def test_a_byoc_dockerfile_from_the_base_builds_and_trains(
         assert (model["epochs"], model["rows"]) == (2, 1)
     finally:
         docker("rmi", "-f", tag, timeout=60)
+
+
+INFERENCE = textwrap.dedent(
+    """
+    import json, os
+    def model_fn(model_dir):
+        with open(os.path.join(model_dir, "weights.json")) as f:
+            return json.load(f)
+    def predict_fn(data, model):
+        return [sum(w * x for w, x in zip(model["w"], row)) + model["b"] for row in data]
+    """
+)
+
+
+def _served_model(tmp_path: Path) -> Path:
+    model = tmp_path / "model"
+    (model / "code").mkdir(parents=True)
+    (model / "weights.json").write_text(json.dumps({"w": [1.0, 2.0], "b": 0.5}))
+    (model / "code" / "inference.py").write_text(INFERENCE)
+    return model
+
+
+@pytest.fixture(scope="module")
+def base_with_serve(sagedock_images: ImageSet) -> str:
+    image = sagedock_images.tag("base")
+    if not image_has_command(image, "serve"):
+        pytest.skip("`sagedock serve` is not in this image's sagedock yet")
+    return image
+
+
+def test_serve_answers_ping_and_invocations_and_stops_with_exit_0(
+    base_with_serve: str, tmp_path: Path
+) -> None:
+    model = _served_model(tmp_path)
+    with detached(
+        base_with_serve, "serve", volumes={model: "/opt/ml/model"}, container_port=8080
+    ) as box:
+        wait_for_ping(box)
+        resp = http(
+            box.url + "/invocations",
+            data=b"[[1, 1], [2, 0]]",
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        assert resp.status == 200, resp.body[:500]
+        assert json.loads(resp.body) == [3.5, 2.5]
+        assert resp.content_type.startswith("application/json")
+        # SageMaker sends SIGTERM and SIGKILLs after 30 s: a clean exit 0 means serve drained
+        # and stopped nginx and its workers in time.
+        assert box.stop(grace=30) == 0, box.logs()[-2000:]
+
+
+def test_serve_listens_on_sagemaker_bind_to_port(base_with_serve: str, tmp_path: Path) -> None:
+    model = _served_model(tmp_path)
+    with detached(
+        base_with_serve,
+        "serve",
+        volumes={model: "/opt/ml/model"},
+        env={"SAGEMAKER_BIND_TO_PORT": "9090"},
+        container_port=9090,
+    ) as box:
+        wait_for_ping(box)
+        assert box.stop(grace=30) == 0, box.logs()[-2000:]

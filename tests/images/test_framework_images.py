@@ -16,17 +16,15 @@ import pytest
 
 from tests.fixtures.images import ImageSet
 from tests.images.support import (
-    checkout_has_command,
     detached,
     http,
+    image_has_command,
     run_container,
     wait_for_ping,
     write_tree,
 )
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1800)]
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -165,11 +163,11 @@ def test_framework_image_trains_a_tiny_model_in_script_mode(
 def test_framework_image_serves_the_tiny_model(
     name: str, trained: dict[str, tuple[str, Path]], tmp_path: Path
 ) -> None:
-    if not checkout_has_command(REPO, "serve"):
-        pytest.skip("`sagedock serve` is not in this checkout yet")
     if name not in trained:
         pytest.skip(f"the {name} training test did not produce a model")
     image, model_dir = trained[name]
+    if not image_has_command(image, "serve"):
+        pytest.skip("`sagedock serve` is not in this image's sagedock yet")
     served = tmp_path / "model"
     shutil.copytree(model_dir, served)
     (served / "code").mkdir(exist_ok=True)

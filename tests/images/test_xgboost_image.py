@@ -12,10 +12,10 @@ import pytest
 from sagedock.toolkit.images import docker as engine
 from tests.fixtures.images import ImageSet
 from tests.images.support import (
-    checkout_has_command,
     detached,
     http,
     image_algorithms,
+    image_has_command,
     run_container,
     wait_for_ping,
     write_tree,
@@ -23,7 +23,6 @@ from tests.images.support import (
 
 pytestmark = pytest.mark.docker
 
-REPO = Path(__file__).resolve().parents[2]
 HYPERPARAMETERS = {"objective": "reg:squarederror", "num_round": 5, "max_depth": 3}
 
 
@@ -103,8 +102,8 @@ def test_script_mode_wins_over_the_algorithm_when_a_program_is_given(
 def test_serve_answers_ping_and_csv_invocations_then_stops_cleanly(
     xgboost_image: str, has_algorithm: None, shared_testdata: Path, tmp_path: Path
 ) -> None:
-    if not checkout_has_command(REPO, "serve"):
-        pytest.skip("`sagedock serve` is not in this checkout yet")
+    if not image_has_command(xgboost_image, "serve"):
+        pytest.skip("`sagedock serve` is not in this image's sagedock yet")
     tree = _abalone_tree(tmp_path / "ml", shared_testdata, HYPERPARAMETERS)
     trained = run_container(xgboost_image, "train", volumes={tree: "/opt/ml"})
     assert trained.returncode == 0, trained.stderr[-2000:]
