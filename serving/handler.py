@@ -375,22 +375,22 @@ def import_algorithm(name: str) -> tuple[ModuleType, str]:
     if name in found:
         package = found[name].partition(":")[0]
         module_name = f"{package}.inference"
-    elif "." in name or ":" in name:
-        module_name = name.partition(":")[0]
     else:
-        installed = ", ".join(sorted(found)) or "none"
-        raise UserError(
-            f"unknown algorithm {name!r} (installed algorithms: {installed}; or give a module "
-            "such as 'package.inference')"
-        )
+        module_name = name.partition(":")[0]
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name is not None and module_name.startswith(exc.name):
+        if exc.name is None or not module_name.startswith(exc.name):
+            raise  # the module exists but imports something missing
+        if name in found:
             raise UserError(
                 f"the algorithm {name!r} cannot serve: no module {module_name!r}"
             ) from None
-        raise
+        installed = ", ".join(sorted(found)) or "none"
+        raise UserError(
+            f"unknown algorithm {name!r}: neither an installed algorithm ({installed}) nor an "
+            "importable module with inference hooks"
+        ) from None
     return module, f"algorithm {name} ({module_name})"
 
 
