@@ -72,7 +72,7 @@ def communicator(group: Group, port: int, resolve: Callable[[str], str]) -> Iter
             len(group.hosts), address, port, sortby="task", timeout=BOOTSTRAP_TIMEOUT
         )
         tracker.start()
-    args = {
+    args: dict[str, int | str | None] = {
         "dmlc_communicator": "rabit",
         "dmlc_tracker_uri": address,
         "dmlc_tracker_port": port,

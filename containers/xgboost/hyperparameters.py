@@ -527,11 +527,11 @@ def validate(hyperparameters: Mapping[str, Any]) -> Hyperparameters:
             raise UserError(f"Missing required hyperparameter: {name}")
     parsed: dict[str, Any] = {}
     for name, value in given.items():
-        hp = SCHEMA.get(name)
-        if hp is None:
+        schema = SCHEMA.get(name)
+        if schema is None:
             raise UserError(f"Extraneous hyperparameter found: {name}")
         try:
-            parsed[name] = hp.parse(value)
+            parsed[name] = schema.parse(value)
         except (ValueError, SyntaxError, TypeError) as exc:
             raise UserError(
                 f"Hyperparameter {name}: could not parse value (caused by {type(exc).__name__})"

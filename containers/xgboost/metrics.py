@@ -102,7 +102,7 @@ def class_labels(preds: np.ndarray, objective: str | None) -> np.ndarray:
     probabilities -> ``p > 0.5``; margins (``binary:logitraw``, regression) -> ``m > 0``.
     """
     if preds.ndim == 2:
-        return np.argmax(preds, axis=1)
+        return np.asarray(np.argmax(preds, axis=1))
     if objective == "multi:softmax":
         return preds.astype(np.int64)
     threshold = 0.5 if objective in _PROBABILITY_OBJECTIVES else 0.0

@@ -92,13 +92,15 @@ class XGBoostModel:
         import xgboost
 
         matrix = xgboost.DMatrix(features, missing=np.nan)
-        outputs = [lb.booster.predict(matrix, validate_features=False) for lb in self.boosters]
+        outputs: list[np.ndarray] = [
+            np.asarray(lb.booster.predict(matrix, validate_features=False)) for lb in self.boosters
+        ]
         if len(outputs) == 1:
             return outputs[0]
         stacked = np.stack(outputs)
         if self.objective in _CLASS_OBJECTIVES:
             return _vote(stacked)
-        return stacked.mean(axis=0)
+        return np.asarray(stacked.mean(axis=0))
 
 
 def _vote(stacked: np.ndarray) -> np.ndarray:
@@ -146,7 +148,7 @@ def load_booster(path: Path) -> LoadedBooster:
                 f"UBJSON): {first}"
             ) from None
         fmt = "xgb_format"
-    booster.set_param("nthread", 1)
+    booster.set_param("nthread", "1")
     return LoadedBooster(path.name, booster, fmt)
 
 

@@ -175,7 +175,7 @@ def _records(rows: Sequence[Mapping[str, Any]]) -> bytes:
             for key, value in row.items()
         }
         records.append(Record(label=label))
-    return records_to_bytes(records)
+    return bytes(records_to_bytes(records))
 
 
 def _csv_field(value: Any) -> str:

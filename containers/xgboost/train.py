@@ -246,17 +246,22 @@ def _matrices(
     plan: Plan, train: Sequence[Batch], validation: Sequence[Batch] | None, num_cols: int
 ) -> tuple[Any, Any]:
     quantile = xgb_data.wants_quantile(plan.params)
-    options = {
-        "num_cols": num_cols,
-        "quantile": quantile,
-        "max_bin": plan.params.get("max_bin"),
-        "nthread": plan.params.get("nthread"),
-    }
+    max_bin = plan.params.get("max_bin")
+    nthread = plan.params.get("nthread")
     with xgboost_errors():
-        dtrain = xgb_data.build_matrix(train, **options)
+        dtrain = xgb_data.build_matrix(
+            train, num_cols=num_cols, quantile=quantile, max_bin=max_bin, nthread=nthread
+        )
         dval = None
         if validation:
-            dval = xgb_data.build_matrix(validation, ref=dtrain if quantile else None, **options)
+            dval = xgb_data.build_matrix(
+                validation,
+                num_cols=num_cols,
+                quantile=quantile,
+                ref=dtrain if quantile else None,
+                max_bin=max_bin,
+                nthread=nthread,
+            )
     return dtrain, dval
 
 
@@ -473,7 +478,7 @@ def _train_distributed(
     port = tracker_port()
 
     def resolve(name: str) -> str:
-        return resolve_host(name)
+        return str(resolve_host(name))
 
     included = agree_on_hosts_with_data(hosts, current, has_data, port, resolve)
     if not included:
