@@ -1,4 +1,4 @@
-"""The flask app of a worker: SageMaker's routes over a loaded :class:`~.handler.Predictor`.
+"""The WSGI app of a worker: SageMaker's routes over a loaded :class:`~.handler.Predictor`.
 
 - ``GET /ping``: 200 (empty) when the model is loaded and ``ping_fn`` (if any) agrees, else 503;
 - ``POST /invocations``: the hooks' answer, with its content type; an iterator is streamed;
@@ -8,14 +8,17 @@
   ``GET/DELETE /models/<name>``, ``POST /models/<name>/invoke``, and ``/invocations`` with
   ``X-Amzn-SageMaker-Target-Model``.
 
-Every error is JSON ``{"code", "type", "message", "request_id"}``; tracebacks are logged with
-the request id, never sent. The app is built after the model is loaded (the worker answers
-nothing before that), so no view checks readiness per request.
+:class:`ServingApp` answers the two hot routes, ``POST /invocations`` and ``GET /ping``, itself
+(a few microseconds per request); flask answers everything else (its per-request machinery
+costs about as much as a small model's prediction). Every error is JSON ``{"code", "type",
+"message", "request_id"}`` on both paths; tracebacks are logged with the request id, never
+sent. The app is built after the model is loaded, so no route checks readiness per request.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,9 @@ log = logging.getLogger(__name__)
 
 JSON = "application/json"
 TARGET_MODEL = "HTTP_X_AMZN_SAGEMAKER_TARGET_MODEL"
+REQUEST_ID = "HTTP_X_REQUEST_ID"
+
+StartResponse = Callable[..., Any]
 
 
 def execution_parameters_defaults(settings: ServingSettings) -> dict[str, Any]:
@@ -50,13 +56,145 @@ def execution_parameters_defaults(settings: ServingSettings) -> dict[str, Any]:
     }
 
 
-def _request_id(environ: dict[str, Any]) -> str | None:
-    return environ.get("HTTP_X_REQUEST_ID")
+def log_error(error: InferenceError, request_id: str | None) -> None:
+    """Log an error answered to a client: tracebacks of failing hooks, one line otherwise."""
+    if isinstance(error, HookFailed):
+        log.error("request %s: %s", request_id, error.message, exc_info=error.__cause__)
+    elif error.status >= 500:
+        log.error("request %s: %d %s", request_id, error.status, error.message)
+    else:
+        log.info("request %s: %d %s", request_id, error.status, error.message)
 
 
-def json_error(error: InferenceError) -> Response:
-    environ = request.environ if request else {}
-    return Response(error_body(error, _request_id(environ)), error.status, content_type=JSON)
+def payload_too_large(limit: int | None) -> PayloadTooLarge:
+    limit = limit or 0
+    return PayloadTooLarge(
+        f"request body over the limit of {limit} bytes "
+        f"({limit / (1024 * 1024):g} MiB, SAGEMAKER_MAX_PAYLOAD_IN_MB)"
+    )
+
+
+class ServingApp:
+    """The WSGI app of one worker: single-model (*predictor*) or multi-model (*models*).
+
+    :attr flask: the flask app behind every route but the two hot ones.
+    """
+
+    def __init__(
+        self,
+        settings: ServingSettings,
+        handler: Handler,
+        *,
+        predictor: Predictor | None = None,
+        models: ModelManager | None = None,
+        worker_id: int = 0,
+    ) -> None:
+        if (predictor is None) == (models is None):
+            raise ValueError("give exactly one of predictor and models")
+        self.settings = settings
+        self.handler = handler
+        self.predictor = predictor
+        self.models = models
+        self.worker_id = worker_id
+        self.max_body = settings.max_payload_bytes
+        self._batch = settings.batch
+        self._ping_model = predictor.model if predictor is not None else None
+        self._no_ping_fn = handler.ping_fn is None
+        self.flask = _flask_app(self)
+
+    # -- the hot path -------------------------------------------------------------------------
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO")
+        method = environ.get("REQUEST_METHOD")
+        if path == "/invocations" and method == "POST":
+            try:
+                reply = self.invoke(self._target(environ), environ)
+            except InferenceError as error:
+                return self._error(error, environ, start_response)
+            except Exception as exc:
+                log.exception("request %s: unexpected error", environ.get(REQUEST_ID))
+                error = InferenceError(500, f"internal error: {type(exc).__name__}")
+                return self._error(error, environ, start_response)
+            body = reply.body
+            if isinstance(body, bytes):
+                start_response(
+                    "200 OK",
+                    [("Content-Type", reply.content_type), ("Content-Length", str(len(body)))],
+                )
+                return [body]
+            # nginx must pass chunks on as they come, not buffer the whole stream.
+            start_response(
+                "200 OK", [("Content-Type", reply.content_type), ("X-Accel-Buffering", "no")]
+            )
+            return body
+        if path == "/ping" and method in ("GET", "HEAD"):
+            if not self._no_ping_fn:
+                try:
+                    self.handler.ping(self._ping_model)
+                except InferenceError as error:
+                    return self._error(error, environ, start_response)
+            start_response("200 OK", [("Content-Length", "0")])
+            return [b""]
+        return self.flask(environ, start_response)  # type: ignore[no-any-return]
+
+    def _target(self, environ: dict[str, Any]) -> Predictor:
+        if self.predictor is not None:
+            return self.predictor
+        target = environ.get(TARGET_MODEL)
+        if not target:
+            raise BadRequest(
+                "a multi-model endpoint needs the X-Amzn-SageMaker-Target-Model header"
+            )
+        assert self.models is not None
+        return self.models.for_target(target)
+
+    def invoke(self, target: Predictor, environ: dict[str, Any]) -> Reply:
+        """Read the request body and run *target*'s hooks on it."""
+        length = environ.get("CONTENT_LENGTH")
+        stream = environ["wsgi.input"]
+        if length:
+            size = int(length)
+            if self.max_body is not None and size > self.max_body:
+                raise payload_too_large(self.max_body)
+            body = stream.read(size)
+        else:
+            body = stream.read() if self.max_body is None else stream.read(self.max_body + 1)
+            if self.max_body is not None and len(body) > self.max_body:
+                raise payload_too_large(self.max_body)
+
+        def make_context(media: Any) -> InferenceContext:
+            return InferenceContext(
+                EnvironHeaders(environ),
+                target.model_name,
+                target.model_dir,
+                self.worker_id,
+                environ.get(REQUEST_ID),
+                media,
+                self._batch,
+            )
+
+        return target.invoke(
+            body, environ.get("CONTENT_TYPE"), environ.get("HTTP_ACCEPT"), make_context
+        )
+
+    def _error(
+        self, error: InferenceError, environ: dict[str, Any], start_response: StartResponse
+    ) -> list[bytes]:
+        request_id = environ.get(REQUEST_ID)
+        log_error(error, request_id)
+        body = error_body(error, request_id)
+        status = f"{error.status} {_phrase(error.status)}"
+        start_response(status, [("Content-Type", JSON), ("Content-Length", str(len(body)))])
+        return [body]
+
+
+def _phrase(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
 
 
 def create_app(
@@ -66,21 +204,29 @@ def create_app(
     predictor: Predictor | None = None,
     models: ModelManager | None = None,
     worker_id: int = 0,
-) -> Flask:
-    """The WSGI app for one worker: single-model (*predictor*) or multi-model (*models*)."""
-    if (predictor is None) == (models is None):
-        raise ValueError("give exactly one of predictor and models")
+) -> ServingApp:
+    """The WSGI app for one worker (see :class:`ServingApp`)."""
+    return ServingApp(settings, handler, predictor=predictor, models=models, worker_id=worker_id)
+
+
+def _json_error(error: InferenceError) -> Response:
+    return Response(
+        error_body(error, request.environ.get(REQUEST_ID)), error.status, content_type=JSON
+    )
+
+
+def _flask_app(serving: ServingApp) -> Flask:
     here = str(Path(__file__).parent)
     # Explicit paths: flask cannot locate the instance folder of a namespace-mapped package.
     app = Flask("sagedock.serving", root_path=here, instance_path=here)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_payload_bytes
-    batch = settings.batch
-    exec_defaults = execution_parameters_defaults(settings)
+    app.config["MAX_CONTENT_LENGTH"] = serving.max_body
+    handler = serving.handler
+    exec_defaults = execution_parameters_defaults(serving.settings)
+    model = serving.predictor.model if serving.predictor is not None else None
 
     def reply_response(reply: Reply) -> Response:
         if isinstance(reply.body, bytes):
             return Response(reply.body, 200, content_type=reply.content_type)
-        # nginx must pass chunks on as they come, not buffer the whole stream.
         return Response(
             reply.body,
             200,
@@ -89,42 +235,21 @@ def create_app(
             direct_passthrough=True,
         )
 
-    def invoke(target: Predictor) -> Response:
-        environ = request.environ
-        body = request.get_data(cache=False)
+    @app.post("/invocations")
+    def invocations() -> Response:  # reached only through flask's own test client
+        return reply_response(serving.invoke(serving._target(request.environ), request.environ))
 
-        def make_context(media: Any) -> InferenceContext:
-            return InferenceContext(
-                EnvironHeaders(environ),
-                target.model_name,
-                target.model_dir,
-                worker_id,
-                _request_id(environ),
-                media,
-                batch,
-            )
+    @app.get("/ping")
+    def ping() -> Response:
+        handler.ping(model)
+        return Response(b"", 200)
 
-        reply = target.invoke(
-            body, environ.get("CONTENT_TYPE"), environ.get("HTTP_ACCEPT"), make_context
-        )
-        return reply_response(reply)
+    @app.get("/execution-parameters")
+    def execution_parameters() -> Response:
+        return app.json.response(handler.execution_parameters(model, exec_defaults))
 
-    # -- the routes -----------------------------------------------------------------------
-    if predictor is not None:
-        single: Predictor = predictor
-
-        @app.get("/ping")
-        def ping() -> Response:
-            handler.ping(single.model)
-            return Response(b"", 200)
-
-        @app.post("/invocations")
-        def invocations() -> Response:
-            return invoke(single)
-
-        @app.get("/execution-parameters")
-        def execution_parameters() -> Response:
-            return app.json.response(handler.execution_parameters(single.model, exec_defaults))
+    manager = serving.models
+    if manager is None:
 
         @app.route("/models", methods=["GET", "POST"])
         @app.route("/models/<path:name>", methods=["GET", "POST", "DELETE"])
@@ -135,30 +260,12 @@ def create_app(
             )
 
     else:
-        manager: ModelManager = models  # type: ignore[assignment]
-
-        @app.get("/ping")
-        def ping_multi() -> Response:
-            handler.ping(None)
-            return Response(b"", 200)
-
-        @app.post("/invocations")
-        def invocations_multi() -> Response:
-            target = request.environ.get(TARGET_MODEL)
-            if not target:
-                raise BadRequest(
-                    "a multi-model endpoint needs the X-Amzn-SageMaker-Target-Model header"
-                )
-            return invoke(manager.for_target(target))
-
-        @app.get("/execution-parameters")
-        def execution_parameters_multi() -> Response:
-            return app.json.response(handler.execution_parameters(None, exec_defaults))
+        models: ModelManager = manager
 
         @app.get("/models")
         def list_models() -> Response:
             return app.json.response(
-                manager.list_page(
+                models.list_page(
                     request.args.get("next_page_token") or request.args.get("nextPageToken"),
                     request.args.get("limit"),
                 )
@@ -167,67 +274,54 @@ def create_app(
         @app.post("/models")
         def load_model() -> Response:
             data = request.get_json(silent=True)
-            if not isinstance(data, dict):
-                raise BadRequest('expected a JSON body {"model_name": ..., "url": ...}')
-            name, url = data.get("model_name"), data.get("url")
+            name = data.get("model_name") if isinstance(data, dict) else None
+            url = data.get("url") if isinstance(data, dict) else None
             if not isinstance(name, str) or not name or not isinstance(url, str) or not url:
                 raise BadRequest(
                     'expected a JSON body {"model_name": ..., "url": ...} with two strings'
                 )
-            manager.load(name, url)
+            models.load(name, url)
             return app.json.response({"status": "Workers scaled"})
 
         @app.get("/models/<path:name>")
         def describe_model(name: str) -> Response:
-            return app.json.response(manager.describe(name))
+            return app.json.response(models.describe(name))
 
         @app.delete("/models/<path:name>")
         def unload_model(name: str) -> Response:
-            manager.unload(name)
+            models.unload(name)
             return app.json.response({"status": f'Model "{name}" unregistered'})
 
         @app.post("/models/<path:name>/invoke")
         def invoke_model(name: str) -> Response:
-            return invoke(manager.get(name))
+            return reply_response(serving.invoke(models.get(name), request.environ))
 
     # -- errors -----------------------------------------------------------------------------
     @app.errorhandler(InferenceError)
     def inference_error(error: InferenceError) -> Response:
-        request_id = _request_id(request.environ)
-        if isinstance(error, HookFailed):
-            log.error("request %s: %s", request_id, error.message, exc_info=error.__cause__)
-        elif error.status >= 500:
-            log.error("request %s: %d %s", request_id, error.status, error.message)
-        else:
-            log.info("request %s: %d %s", request_id, error.status, error.message)
-        return json_error(error)
+        log_error(error, request.environ.get(REQUEST_ID))
+        return _json_error(error)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         code = exc.code or 500
         if code == 413:
-            limit = settings.max_payload_bytes or 0
-            error: InferenceError = PayloadTooLarge(
-                f"request body over the limit of {limit} bytes "
-                f"({limit / (1024 * 1024):g} MiB, SAGEMAKER_MAX_PAYLOAD_IN_MB)"
-            )
+            error: InferenceError = payload_too_large(serving.max_body)
         elif code == 404:
             error = InferenceError(404, f"no route {request.method} {request.path}")
         elif code == 405:
             error = InferenceError(405, f"{request.method} is not allowed on {request.path}")
         else:
             error = InferenceError(code if 400 <= code <= 599 else 500, exc.description or "")
-        response = json_error(error)
-        if code == 405 and exc.get_headers():
-            for name, value in exc.get_headers():
-                if name.lower() == "allow":
-                    response.headers["Allow"] = value
+        response = _json_error(error)
+        for name, value in exc.get_headers():
+            if name.lower() == "allow":
+                response.headers["Allow"] = value
         return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:
-        request_id = _request_id(request.environ)
-        log.exception("request %s: unexpected error", request_id)
-        return json_error(InferenceError(500, f"internal error: {type(exc).__name__}"))
+        log.exception("request %s: unexpected error", request.environ.get(REQUEST_ID))
+        return _json_error(InferenceError(500, f"internal error: {type(exc).__name__}"))
 
     return app
