@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -191,6 +192,7 @@ class DockerBackend:
     name: str = "docker"
     network_interface: str = "eth0"
     network: str | None = None
+    addresses: dict[str, str] = field(default_factory=dict)
     containers: list[str] = field(default_factory=list)
     _suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
 
@@ -198,11 +200,25 @@ class DockerBackend:
         return "/opt/ml"
 
     def prepare(self, job_name: str, hosts: Sequence[str]) -> None:
+        """Create the job's network with a subnet of its own, so that every host gets a fixed
+        address: each container also finds the others in ``/etc/hosts``, which keeps a name
+        resolvable after its container has exited (Docker's DNS forgets stopped containers,
+        and a host that finishes early must not leave the others waiting for its name)."""
         problem = docker_problem()
         if problem:
             raise PlatformError(f"--docker needs a Docker engine: {problem}")
-        self.network = f"sagedock-{job_name[:40]}-{self._suffix}"
-        _docker("network", "create", self.network)
+        name = f"sagedock-{job_name[:40]}-{self._suffix}"
+        rng = random.Random(self._suffix)
+        last = ""
+        for _ in range(8):
+            prefix = f"10.{rng.randint(100, 254)}.{rng.randint(0, 255)}"
+            done = _docker("network", "create", "--subnet", f"{prefix}.0/24", name, check=False)
+            if done.returncode == 0:
+                self.network = name
+                self.addresses = {h: f"{prefix}.{10 + i}" for i, h in enumerate(hosts)}
+                return
+            last = (done.stderr or done.stdout).strip()
+        raise PlatformError(f"cannot create a Docker network for the job: {last}")
 
     def start(
         self,
@@ -235,6 +251,11 @@ class DockerBackend:
             "--volume",
             f"{host_dir}:/opt/ml",
         ]
+        if host in self.addresses:
+            cmd += ["--ip", self.addresses[host]]
+        for peer, address in self.addresses.items():
+            if peer != host:
+                cmd += ["--add-host", f"{peer}:{address}"]
         for source, target in (extra_mounts or {}).items():
             cmd += ["--volume", f"{source}:{target}"]
         for key, value in env.items():
