@@ -29,7 +29,7 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,6 +159,7 @@ class ModelManager:
 
     :param models_dir: the models root (``/opt/ml/models``); targets and urls must be in it.
     :param unpack_dir: where ``.tar.gz`` models are extracted.
+    :param measure: the worker's memory use in bytes (resident set size by default).
     """
 
     def __init__(
@@ -169,12 +170,14 @@ class ModelManager:
         *,
         budget_bytes: int,
         unpack_dir: Path | None = None,
+        measure: Callable[[], int] = resident_bytes,
     ) -> None:
         self.handler = handler
         self.registry = registry
         self.models_dir = models_dir
         self.budget = budget_bytes
         self.unpack_dir = unpack_dir or registry.root.parent / "unpacked"
+        self._measure = measure
         self._loaded: OrderedDict[str, _Loaded] = OrderedDict()
         self._version = -1
 
@@ -331,7 +334,7 @@ class ModelManager:
         if estimate > self.budget:
             raise self._too_big(name, estimate)
         self._make_room(estimate)
-        before = resident_bytes()
+        before = self._measure()
         started = time.monotonic()
         try:
             predictor = self.handler.load(model_dir, name)
@@ -340,7 +343,7 @@ class ModelManager:
             raise InsufficientStorage(
                 f'not enough memory to load model "{name}" (model_fn raised MemoryError)'
             ) from None
-        size = max(resident_bytes() - before, estimate)
+        size = max(self._measure() - before, estimate)
         self._loaded[name] = _Loaded(predictor, url, size)
         if size > self.budget:
             self._evict(name)

@@ -429,7 +429,10 @@ def markdown_table() -> str:
         shown = meta["shown_default"]
         if shown is None:
             shown = f"`{_show(spec.default)}`"
-        flag = f"`{meta['cli']}`" if meta["cli"] else ""
+        flag = ""
+        if meta["cli"]:
+            is_bool = spec.type in ("bool", bool)
+            flag = f"`--[no-]{meta['cli'][2:]}`" if is_bool else f"`{meta['cli']}`"
         rows.append(f"| `{meta['env']}` | {shown} | {flag} | {meta['doc']} |")
     return "\n".join(rows)
 
