@@ -1,0 +1,148 @@
+"""The worker's WSGI app, driven in-process with werkzeug's test client."""
+
+from __future__ import annotations
+
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+from werkzeug.test import Client
+
+from sagedock.serving.app import create_app, execution_parameters_defaults
+from sagedock.serving.handler import Handler, HookLayer
+from sagedock.serving.multimodel import ModelManager, ModelRegistry
+from sagedock.serving.settings import ServingSettings
+
+SETTINGS = ServingSettings.load(
+    {"SAGEMAKER_MAX_PAYLOAD_IN_MB": "0.001", "SAGEMAKER_MODEL_SERVER_WORKERS": "3"}
+)
+
+
+def handler(**hooks: Any) -> Handler:
+    hooks.setdefault("model_fn", lambda d: "m")
+    hooks.setdefault("predict_fn", lambda data, model: data)
+    return Handler([HookLayer("inference.py", types.MappingProxyType(hooks))])
+
+
+def client(tmp_path: Path, **hooks: Any) -> Client:
+    h = handler(**hooks)
+    return Client(create_app(SETTINGS, h, predictor=h.load(tmp_path), worker_id=2))
+
+
+def test_invocations_answer_with_the_hooks_result(tmp_path: Path) -> None:
+    response = client(tmp_path).post(
+        "/invocations", data=b'{"a": 1}', headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200
+    assert response.json == {"a": 1}
+    assert response.headers["Content-Length"] == str(len(response.data))
+
+
+def test_context_carries_worker_id_and_request_id(tmp_path: Path) -> None:
+    seen: list[Any] = []
+
+    def predict_fn(data: Any, model: Any, context: Any) -> Any:
+        seen.append((context.worker_id, context.request_id, context.headers.get("X-A")))
+        return data
+
+    client(tmp_path, predict_fn=predict_fn).post(
+        "/invocations", data=b"1", headers={"X-Request-Id": "r-9", "X-A": "b"}
+    )
+    assert seen == [(2, "r-9", "b")]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "kind"),
+    [
+        ("GET", "/nowhere", 404, "NotFound"),
+        ("GET", "/invocations", 405, "MethodNotAllowed"),
+        ("GET", "/models", 404, "ModelNotFound"),
+    ],
+)
+def test_flask_routes_answer_json_errors(
+    tmp_path: Path, method: str, path: str, status: int, kind: str
+) -> None:
+    response = client(tmp_path).open(path, method=method, headers={"X-Request-Id": "r-1"})
+    assert response.status_code == status
+    assert response.json["type"] == kind
+    assert response.json["request_id"] == "r-1"
+
+
+def test_hot_path_errors_are_json_with_the_request_id(tmp_path: Path) -> None:
+    def predict_fn(data: Any, model: Any) -> Any:
+        raise ZeroDivisionError("division by zero")
+
+    response = client(tmp_path, predict_fn=predict_fn).post(
+        "/invocations", data=b"1", headers={"X-Request-Id": "r-2"}
+    )
+    assert response.status_code == 500
+    assert response.json == {
+        "code": 500,
+        "type": "ModelError",
+        "message": "predict_fn failed: ZeroDivisionError: division by zero",
+        "request_id": "r-2",
+    }
+
+
+def test_payload_limit_is_enforced_by_the_app_too(tmp_path: Path) -> None:
+    response = client(tmp_path).post("/invocations", data=b"1" * 2000)
+    assert response.status_code == 413
+    assert response.json["type"] == "PayloadTooLarge"
+
+
+def test_ping_and_execution_parameters(tmp_path: Path) -> None:
+    app = client(tmp_path, execution_parameters_fn=lambda: {"MaxPayloadInMB": 5})
+    assert app.get("/ping").status_code == 200
+    assert app.get("/execution-parameters").json == {
+        "MaxConcurrentTransforms": 3,
+        "BatchStrategy": "MULTI_RECORD",
+        "MaxPayloadInMB": 5,
+    }
+    sick = client(tmp_path, ping_fn=lambda: False).get("/ping")
+    assert sick.status_code == 503
+
+
+def test_execution_parameter_defaults_follow_the_environment() -> None:
+    settings = ServingSettings.load(
+        {
+            "SAGEMAKER_MAX_CONCURRENT_TRANSFORMS": "8",
+            "SAGEMAKER_BATCH_STRATEGY": "MultiRecord",
+            "SAGEMAKER_MAX_PAYLOAD_IN_MB": "2.5",
+        }
+    )
+    assert execution_parameters_defaults(settings) == {
+        "MaxConcurrentTransforms": 8,
+        "BatchStrategy": "MULTI_RECORD",
+        "MaxPayloadInMB": 2.5,
+    }
+
+
+def test_streamed_replies_tell_nginx_not_to_buffer(tmp_path: Path) -> None:
+    response = client(tmp_path, output_fn=lambda p, a: iter([b"a", b"b"])).post(
+        "/invocations", data=b"1"
+    )
+    assert response.headers["X-Accel-Buffering"] == "no"
+    assert "Content-Length" not in response.headers
+    assert response.data == b"ab"
+
+
+def test_multi_model_routes(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    (models / "one").mkdir(parents=True)
+    h = handler(model_fn=lambda d, context: context.model_name)
+    manager = ModelManager(h, ModelRegistry(tmp_path / "registry"), models, budget_bytes=1 << 30)
+    app = Client(create_app(SETTINGS, h, models=manager))
+    assert app.post("/models", json={"model_name": "one", "url": str(models / "one")}).json == {
+        "status": "Workers scaled"
+    }
+    assert app.post("/models", json={"name": "x"}).status_code == 400
+    response = app.post(
+        "/invocations", data=b"[1]", headers={"X-Amzn-SageMaker-Target-Model": "one"}
+    )
+    assert response.json == [1]
+    assert app.post("/invocations", data=b"[1]").status_code == 400
+    assert app.post("/models/one/invoke", data=b"[2]").json == [2]
+    assert app.get("/models/one").json == {"modelName": "one", "modelUrl": str(models / "one")}
+    assert app.delete("/models/one").status_code == 200
+    assert app.get("/models/one").status_code == 404

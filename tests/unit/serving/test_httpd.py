@@ -1,0 +1,248 @@
+"""The worker's HTTP/1.1 loop, driven over a real unix socket from a thread."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sagedock.serving.httpd import EXIT_TIMEOUT, HttpServer, Watchdog
+
+
+def echo_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+    body = environ["wsgi.input"].read()
+    if environ["PATH_INFO"] == "/stream":
+
+        def chunks() -> Iterator[bytes]:
+            yield b"one,"
+            yield b"two"
+
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return chunks()
+    if environ["PATH_INFO"] == "/boom":
+        raise RuntimeError("app bug")
+    reply = json.dumps(
+        {
+            "method": environ["REQUEST_METHOD"],
+            "path": environ["PATH_INFO"],
+            "query": environ["QUERY_STRING"],
+            "body": body.decode("latin-1"),
+            "type": environ.get("CONTENT_TYPE"),
+            "custom": environ.get("HTTP_X_CUSTOM"),
+            "request_id": environ.get("HTTP_X_REQUEST_ID"),
+        }
+    ).encode()
+    start_response(
+        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(reply)))]
+    )
+    return [reply]
+
+
+class Running:
+    def __init__(self, path: Path, server: HttpServer) -> None:
+        self.path = path
+        self.server = server
+        self.alive = True
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(path))
+        listener.listen(16)
+        self.wakeup, self._wake = os.pipe()
+        self.thread = threading.Thread(
+            target=server.serve, args=([listener], lambda: self.alive, self.wakeup), daemon=True
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.alive = False
+        os.write(self._wake, b"x")
+        self.thread.join(5)
+
+    def connect(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(5)
+        sock.connect(str(self.path))
+        return sock
+
+    def http(self) -> http.client.HTTPConnection:
+        conn = http.client.HTTPConnection("localhost", timeout=5)
+        conn.sock = self.connect()
+        return conn
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Running]:
+    server = HttpServer(echo_app, max_body=1000)
+    run = Running(tmp_path / "s.sock", server)
+    yield run
+    run.stop()
+
+
+def read_all(sock: socket.socket) -> bytes:
+    data = b""
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(running: Running) -> None:
+    conn = running.http()
+    for n in range(3):
+        conn.request(
+            "POST",
+            f"/invocations?n={n}",
+            body=b"abc",
+            headers={"Content-Type": "text/csv", "X-Custom": "v"},
+        )
+        response = conn.getresponse()
+        got = json.loads(response.read())
+        assert response.status == 200
+        assert got["body"] == "abc" and got["query"] == f"n={n}"
+        assert got["type"] == "text/csv" and got["custom"] == "v"
+        assert got["request_id"]  # generated when no proxy gave one
+    conn.close()
+
+
+def test_pipelined_requests_are_answered_in_order(running: Running) -> None:
+    sock = running.connect()
+    request = b"POST /a HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"
+    sock.sendall(
+        request + request.replace(b"/a", b"/b") + b"GET /c HTTP/1.1\r\nConnection: close\r\n\r\n"
+    )
+    data = read_all(sock)
+    assert [p for p in (b'"/a"', b'"/b"', b'"/c"') if p in data] == [b'"/a"', b'"/b"', b'"/c"']
+    assert data.index(b'"/a"') < data.index(b'"/b"') < data.index(b'"/c"')
+    assert data.count(b"HTTP/1.1 200 OK") == 3
+
+
+def test_chunked_request_bodies_are_decoded(running: Running) -> None:
+    sock = running.connect()
+    sock.sendall(
+        b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b"3\r\nabc\r\n2;ext=1\r\nde\r\n0\r\nTrailer: x\r\n\r\n"
+    )
+    data = read_all(sock)
+    assert b'"body": "abcde"' in data
+
+
+def test_expect_100_continue_is_answered_before_the_body(running: Running) -> None:
+    sock = running.connect()
+    sock.sendall(b"POST /x HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n")
+    assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
+    sock.sendall(b"xyz")
+    assert b'"body": "xyz"' in sock.recv(65536)
+
+
+def test_body_over_the_limit_is_413_json_without_reading_it(running: Running) -> None:
+    sock = running.connect()
+    sock.sendall(b"POST /x HTTP/1.1\r\nContent-Length: 5000\r\n\r\n")
+    data = read_all(sock)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413 ")
+    assert b"Connection: close" in head
+    assert json.loads(body)["type"] == "PayloadTooLarge"
+    assert "SAGEMAKER_MAX_PAYLOAD_IN_MB" in json.loads(body)["message"]
+
+
+def test_chunked_body_over_the_limit_is_413(running: Running) -> None:
+    sock = running.connect()
+    chunk = b"%x\r\n%s\r\n" % (600, b"a" * 600)
+    sock.sendall(b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk * 2)
+    assert read_all(sock).startswith(b"HTTP/1.1 413 ")
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GARBAGE\r\n\r\n", b"400"),
+        (b"GET / HTTP/1.1\r\nNo-Colon\r\n\r\n", b"400"),
+        (b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n", b"400"),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", b"501"),
+        (b"GET / HTTP/1.1\r\nX: " + b"a" * 70000 + b"\r\n\r\n", b"431"),
+    ],
+)
+def test_malformed_requests_get_a_json_error_and_the_connection_closes(
+    running: Running, request_bytes: bytes, status: bytes
+) -> None:
+    sock = running.connect()
+    sock.sendall(request_bytes)
+    data = read_all(sock)
+    assert data.startswith(b"HTTP/1.1 " + status)
+    assert json.loads(data.partition(b"\r\n\r\n")[2])["code"] == int(status)
+
+
+def test_head_gets_headers_only_and_http_1_0_closes(running: Running) -> None:
+    sock = running.connect()
+    sock.sendall(b"HEAD /x HTTP/1.0\r\n\r\n")
+    data = read_all(sock)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert b"Content-Length: " in head and b"Connection: close" in head
+    assert body == b""
+
+
+def test_an_iterator_is_sent_chunked(running: Running) -> None:
+    conn = running.http()
+    conn.request("GET", "/stream")
+    response = conn.getresponse()
+    assert response.getheader("Transfer-Encoding") == "chunked"
+    assert response.read() == b"one,two"
+
+
+def test_an_app_that_raises_gets_a_500_json_and_the_server_keeps_going(running: Running) -> None:
+    conn = running.http()
+    conn.request("GET", "/boom")
+    response = conn.getresponse()
+    assert response.status == 500
+    assert json.loads(response.read())["message"] == "internal error: RuntimeError"
+    conn = running.http()
+    conn.request("GET", "/ok")
+    assert conn.getresponse().status == 200
+
+
+def test_stopping_closes_idle_connections(running: Running) -> None:
+    sock = running.connect()
+    sock.sendall(b"GET /x HTTP/1.1\r\n\r\n")
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    running.stop()
+    assert not running.thread.is_alive()
+    assert read_all(sock) == b""
+
+
+def test_watchdog_answers_504_and_ends_the_process_past_the_deadline() -> None:
+    exits: list[int] = []
+    ours, client = socket.socketpair()
+    client.settimeout(5)
+    watchdog = Watchdog(0.1, exit_process=exits.append)
+    watchdog.arm(ours, "req-1", "POST /invocations")
+    data = client.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 504 ")
+    assert json.loads(body)["request_id"] == "req-1"
+    for _ in range(100):
+        if exits:
+            break
+        time.sleep(0.01)
+    assert exits == [EXIT_TIMEOUT]
+    assert watchdog.disarm() is False
+
+
+def test_a_disarmed_watchdog_stays_quiet() -> None:
+    exits: list[int] = []
+    ours, _peer = socket.socketpair()
+    watchdog = Watchdog(0.05, exit_process=exits.append)
+    watchdog.arm(ours, "r", "x")
+    assert watchdog.disarm() is True
+    time.sleep(0.2)
+    assert exits == []
