@@ -26,8 +26,11 @@ from sagedock.toolkit.errors import UserError
 from ._io import PrefixedStream, close_source, text_source
 from .batch import Batch
 
-#: Bytes of CSV text parsed per block (one :class:`Batch` per block).
-DEFAULT_BLOCK_SIZE = 4 << 20
+#: Bytes of CSV text pyarrow parses per block. Small blocks keep the reader's read-ahead
+#: small (it holds several blocks and their parsed columns at once).
+DEFAULT_BLOCK_SIZE = 1 << 20
+#: Blocks are joined into batches of about this many bytes of float32 values.
+BATCH_BYTES = 32 << 20
 #: Characters of the first line the delimiter is sniffed from.
 SNIFF_CHARS = 512
 
@@ -172,15 +175,28 @@ def _to_float32(column: Any) -> np.ndarray:
     return np.asarray(column.to_numpy(zero_copy_only=False), dtype=np.float32)
 
 
-def _record_batch_to_batch(record_batch: Any, lead: int, labelled: bool) -> Batch:
-    columns = record_batch.columns
-    nfeat = len(columns) - lead
-    # Column-major fill: each arrow column is one contiguous copy.
-    features = np.empty((record_batch.num_rows, nfeat), dtype=np.float32, order="F")
+def _to_batch(record_batches: list[Any], lead: int, labelled: bool) -> Batch:
+    """Several parsed blocks as one batch, filled column by column (each arrow column is one
+    contiguous copy into the column-major result)."""
+    rows = sum(rb.num_rows for rb in record_batches)
+    nfeat = record_batches[0].num_columns - lead
+    features = np.empty((rows, nfeat), dtype=np.float32, order="F")
+
+    def column(j: int, out: np.ndarray) -> None:
+        start = 0
+        for rb in record_batches:
+            out[start : start + rb.num_rows] = _to_float32(rb.column(j))
+            start += rb.num_rows
+
     for j in range(nfeat):
-        features[:, j] = _to_float32(columns[lead + j])
-    label = _to_float32(columns[0]) if labelled else None
-    weight = _to_float32(columns[1]) if lead == 2 else None
+        column(lead + j, features[:, j])
+    label = weight = None
+    if labelled:
+        label = np.empty(rows, dtype=np.float32)
+        column(0, label)
+    if lead == 2:
+        weight = np.empty(rows, dtype=np.float32)
+        column(1, weight)
     return Batch(features=features, label=label, weight=weight)
 
 
@@ -207,15 +223,27 @@ def _stream_batches(
                 f"{name}: has {len(reader.schema)} columns, but the first file of the channel "
                 f"has {ncols}; every file must have the same columns"
             )
+        target_rows = max(1024, BATCH_BYTES // (4 * ncols))
+        pending: list[Any] = []
+        pending_rows = 0
         for record_batch in reader:
-            batch = _record_batch_to_batch(record_batch, lead, labelled)
-            if batch.label is not None and np.isnan(batch.label).any():
-                raise _MissingLabel
-            yield batch
+            pending.append(record_batch)
+            pending_rows += record_batch.num_rows
+            if pending_rows >= target_rows:
+                yield _checked(_to_batch(pending, lead, labelled))
+                pending, pending_rows = [], 0
+        if pending:
+            yield _checked(_to_batch(pending, lead, labelled))
     except (pa.ArrowInvalid, _MissingLabel) as exc:
         if diagnose is None:
             raise UserError(f"{name}: could not be read as CSV: {exc}") from None
         raise _data_error(diagnose, name, delimiter, ncols, labelled, exc) from None
+
+
+def _checked(batch: Batch) -> Batch:
+    if batch.label is not None and np.isnan(batch.label).any():
+        raise _MissingLabel
+    return batch
 
 
 class _MissingLabel(Exception):

@@ -1,6 +1,6 @@
 """Parquet: the first column is the label, every other column a feature.
 
-Files written by pandas, pyarrow, Spark or Dask are read with pyarrow one record batch at a
+Files written by pandas, pyarrow, Spark or Dask are read with pyarrow one row group at a
 time; the index columns pandas/Dask store (``__index_level_0__``, ``__null_dask_index__``) are
 not features, as ``pandas.read_parquet`` would not make them columns either. Numeric and
 boolean columns become ``float32``; a null is a missing value. In Pipe mode the files arrive
@@ -20,8 +20,8 @@ from sagedock.toolkit.errors import UserError
 
 from .batch import Batch
 
-#: Rows per batch read from a file.
-DEFAULT_BATCH_ROWS = 1 << 16
+#: Columns decoded together (in parallel) while filling a batch.
+_COLUMNS_PER_READ = 8
 
 _MAGIC = b"PAR1"
 
@@ -63,19 +63,31 @@ def _column(values: Any) -> np.ndarray:
     import pyarrow.compute as pc
 
     if pa.types.is_dictionary(values.type):
-        values = values.dictionary_decode()
+        if isinstance(values, pa.ChunkedArray):
+            values = pa.chunked_array([c.dictionary_decode() for c in values.chunks])
+        else:
+            values = values.dictionary_decode()
     return np.asarray(
         pc.cast(values, pa.float32(), safe=False).to_numpy(zero_copy_only=False),
         dtype=np.float32,
     )
 
 
-def _read_parquet(parquet_file: Any, name: str, batch_rows: int) -> Iterator[Batch]:
+def _read_parquet(parquet_file: Any, name: str) -> Iterator[Batch]:
+    """One batch per row group.
+
+    Columns are read a few at a time with pyarrow's threads and copied straight into the
+    batch's float32 matrix, so beside the result only those few columns are ever held
+    (``iter_batches`` would hold less but decodes on one thread, about 4x slower).
+    """
     columns = _data_columns(parquet_file.schema_arrow, name)
+    step = _COLUMNS_PER_READ
     first_row = 0
-    for record_batch in parquet_file.iter_batches(batch_size=batch_rows, columns=columns):
-        n = record_batch.num_rows
-        label = _column(record_batch.column(0))
+    for group in range(parquet_file.num_row_groups):
+        n = parquet_file.metadata.row_group(group).num_rows
+        if n == 0:
+            continue
+        label = _column(parquet_file.read_row_group(group, columns=columns[:1]).column(0))
         missing = np.flatnonzero(np.isnan(label))
         if missing.size:
             raise UserError(
@@ -83,8 +95,12 @@ def _read_parquet(parquet_file: Any, name: str, batch_rows: int) -> Iterator[Bat
                 f"(column {columns[0]!r} is null)"
             )
         features = np.empty((n, len(columns) - 1), dtype=np.float32, order="F")
-        for j in range(1, len(columns)):
-            features[:, j - 1] = _column(record_batch.column(j))
+        for start in range(1, len(columns), step):
+            part = columns[start : start + step]
+            table = parquet_file.read_row_group(group, columns=part, use_threads=True)
+            for offset in range(len(part)):
+                features[:, start - 1 + offset] = _column(table.column(offset))
+            del table
         first_row += n
         yield Batch(features=features, label=label)
 
@@ -99,14 +115,12 @@ def _open(source: Any, name: str) -> Any:
         raise UserError(f"{name}: is not a parquet file: {exc}") from None
 
 
-def read_parquet_files(
-    files: Sequence[Path], *, batch_rows: int = DEFAULT_BATCH_ROWS
-) -> Iterator[Batch]:
+def read_parquet_files(files: Sequence[Path]) -> Iterator[Batch]:
     """Batches of the parquet *files*, in order; every file must have the same feature count."""
     width: int | None = None
     for path in files:
         with _open(str(path), path.name) as parquet_file:
-            for batch in _read_parquet(parquet_file, path.name, batch_rows):
+            for batch in _read_parquet(parquet_file, path.name):
                 if width is None:
                     width = batch.num_cols
                 elif batch.num_cols != width:
@@ -160,9 +174,7 @@ def split_parquet_stream(data: bytes | memoryview) -> list[memoryview]:
     return files
 
 
-def read_parquet_stream(
-    stream: BinaryIO, *, name: str = "pipe", batch_rows: int = DEFAULT_BATCH_ROWS
-) -> Iterator[Batch]:
+def read_parquet_stream(stream: BinaryIO, *, name: str = "pipe") -> Iterator[Batch]:
     """Batches of the parquet files concatenated in a byte *stream* (read to its end first:
     a parquet file's schema is in its footer)."""
     import pyarrow as pa
@@ -172,7 +184,7 @@ def read_parquet_stream(
     for number, part in enumerate(split_parquet_stream(data)):
         label = f"{name} (file {number})"
         with _open(pa.BufferReader(part), label) as parquet_file:
-            for batch in _read_parquet(parquet_file, label, batch_rows):
+            for batch in _read_parquet(parquet_file, label):
                 if width is None:
                     width = batch.num_cols
                 elif batch.num_cols != width:

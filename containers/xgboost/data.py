@@ -1,13 +1,16 @@
 """Channels -> XGBoost matrices.
 
 A channel is read once into :class:`~sagedock.containers.data.batch.Batch` blocks (float32,
-dense or CSR) by the format readers, then handed to XGBoost through an ``xgboost.DataIter``:
+dense or CSR) by the format readers, then:
 
-- for the ``hist`` tree method (XGBoost 3's default) a ``QuantileDMatrix`` is built: XGBoost
-  keeps only its quantised index (about one byte per value), and the blocks are freed once it
-  exists; ``xgboost.train`` would otherwise build that same index from a ``DMatrix`` inside
-  its first round, on top of the ``DMatrix``'s own 8 bytes per value;
-- for everything else (``exact``, ``approx``, ``gblinear``, explicit updaters) a ``DMatrix``.
+- for the ``hist`` tree method (XGBoost 3's default) the blocks are spilled to a scratch file
+  as they are read and fed back one at a time through an ``xgboost.DataIter`` into a
+  ``QuantileDMatrix``: XGBoost keeps only its quantised index (1-2 bytes per value), and
+  memory never holds the float32 data as a whole (``xgboost.train`` would otherwise build the
+  same index from a ``DMatrix`` in its first round, on top of the ``DMatrix``'s 8 bytes per
+  value);
+- for everything else (``exact``, ``approx``, ``gblinear``, explicit updaters) an in-memory
+  ``DMatrix`` of all blocks.
 
 The validation matrix of a ``QuantileDMatrix`` shares the training matrix's bins (``ref``).
 """
@@ -15,7 +18,7 @@ The validation matrix of a ``QuantileDMatrix`` shares the training matrix's bins
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -23,9 +26,10 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 import numpy as np
 
 from sagedock.containers.data import read_files, read_stream
-from sagedock.containers.data.batch import Batch, dense_to_csr, widen
+from sagedock.containers.data.batch import Batch, concat, dense_to_csr, widen
 from sagedock.containers.data.content_types import DataFormat
 from sagedock.containers.data.files import list_data_files
+from sagedock.containers.data.spill import BatchInfo, SpilledBatches
 from sagedock.toolkit.errors import UserError
 
 if TYPE_CHECKING:
@@ -43,55 +47,96 @@ NO_LABELS_MESSAGE = (
 
 @dataclass(frozen=True)
 class ChannelData:
-    """The rows of one channel on this host, as read."""
+    """The rows of one channel on this host, as read (in memory, or spilled to local disk)."""
 
     name: str
-    batches: tuple[Batch, ...]
+    batches: Sequence[Batch]
+
+    @property
+    def infos(self) -> list[BatchInfo]:
+        return batch_infos(self.batches)
 
     @property
     def num_rows(self) -> int:
-        return sum(b.num_rows for b in self.batches)
+        return sum(i.num_rows for i in self.infos)
 
     @property
     def num_cols(self) -> int:
-        return max((b.num_cols for b in self.batches), default=0)
-
-    @property
-    def nbytes(self) -> int:
-        return sum(b.nbytes for b in self.batches)
+        return max((i.num_cols for i in self.infos), default=0)
 
     def labels(self) -> np.ndarray:
         return np.concatenate([b.label for b in self.batches if b.label is not None])
 
+    def close(self) -> None:
+        """Remove spilled batches from disk (nothing to do for batches in memory)."""
+        if isinstance(self.batches, SpilledBatches):
+            self.batches.close()
 
-def _collect(name: str, batches: Any) -> ChannelData | None:
-    kept = tuple(b for b in batches if b.num_rows)
+
+def batch_infos(batches: Sequence[Batch]) -> list[BatchInfo]:
+    """What the matrix builder needs to know about each batch, without reading spilled ones."""
+    if isinstance(batches, SpilledBatches):
+        return [batches.info(i) for i in range(len(batches))]
+    return [
+        BatchInfo(
+            b.num_rows,
+            b.num_cols,
+            b.is_sparse,
+            b.label is not None,
+            b.weight is not None,
+            b.qid is not None,
+        )
+        for b in batches
+    ]
+
+
+def _collect(name: str, batches: Iterable[Batch], spill_dir: Path | None) -> ChannelData | None:
+    kept: Sequence[Batch]
+    rows = (b for b in batches if b.num_rows)
+    if spill_dir is not None:
+        spill_dir.mkdir(parents=True, exist_ok=True)
+        kept = SpilledBatches.write(rows, spill_dir)
+    else:
+        kept = tuple(rows)
     if not kept:
+        if isinstance(kept, SpilledBatches):
+            kept.close()
         return None
     return ChannelData(name, kept)
 
 
 def load_files(
-    name: str, path: Path, fmt: DataFormat, *, csv_weights: bool = False
+    name: str,
+    path: Path,
+    fmt: DataFormat,
+    *,
+    csv_weights: bool = False,
+    spill_dir: Path | None = None,
 ) -> ChannelData | None:
-    """Read a File-mode channel directory (``None`` when it holds no rows)."""
+    """Read a File-mode channel directory (``None`` when it holds no rows); with *spill_dir*
+    the batches go to a scratch file there instead of staying in memory."""
     files = list_data_files(path)
     if not files:
         return None
     logger.info("channel %s: %d file(s), %s", name, len(files), fmt)
-    return _collect(name, read_files(fmt, files, csv_weights=csv_weights))
+    return _collect(name, read_files(fmt, files, csv_weights=csv_weights), spill_dir)
 
 
 def load_stream(
-    name: str, stream: BinaryIO, fmt: DataFormat, *, csv_weights: bool = False
+    name: str,
+    stream: BinaryIO,
+    fmt: DataFormat,
+    *,
+    csv_weights: bool = False,
+    spill_dir: Path | None = None,
 ) -> ChannelData | None:
     """Read a Pipe-mode stream to its end (``None`` when it holds no rows)."""
-    return _collect(name, read_stream(fmt, stream, name=name, csv_weights=csv_weights))
+    return _collect(name, read_stream(fmt, stream, name=name, csv_weights=csv_weights), spill_dir)
 
 
 def check_labels(data: ChannelData) -> None:
     """Training needs a label on every row."""
-    if any(b.label is None for b in data.batches):
+    if not all(info.has_label for info in data.infos):
         raise UserError(f"{NO_LABELS_MESSAGE} (channel {data.name!r} has rows without a label)")
 
 
@@ -104,23 +149,34 @@ def wants_quantile(params: Mapping[str, Any]) -> bool:
     return params.get("tree_method", "auto") in ("auto", "hist")
 
 
-def uniform_batches(batches: Sequence[Batch], num_cols: int) -> list[Batch]:
-    """Batches XGBoost accepts in one iterator: one width, one kind (dense or CSR), weights on
-    all or none."""
-    sparse = any(b.is_sparse for b in batches)
-    if not sparse and any(b.num_cols != num_cols for b in batches):
-        sparse = True  # dense blocks of different widths: pad them as CSR rows
-    weighted = any(b.weight is not None for b in batches)
-    out = []
-    for b in batches:
+@dataclass(frozen=True)
+class _Layout:
+    """One width, one kind (dense or CSR), weights on all batches or none: what XGBoost's
+    data iterator needs from every batch."""
+
+    num_cols: int
+    sparse: bool
+    weighted: bool
+
+    @classmethod
+    def of(cls, infos: Sequence[BatchInfo], num_cols: int) -> _Layout:
+        sparse = any(i.is_sparse for i in infos) or any(i.num_cols != num_cols for i in infos)
+        return cls(num_cols, sparse, any(i.has_weight for i in infos))
+
+    def apply(self, b: Batch) -> Batch:
         features: Any = b.features
-        if sparse:
-            features = widen(features if b.is_sparse else dense_to_csr(features), num_cols)
+        if self.sparse:
+            features = widen(features if b.is_sparse else dense_to_csr(features), self.num_cols)
         weight = b.weight
-        if weighted and weight is None:
+        if self.weighted and weight is None:
             weight = np.ones(b.num_rows, dtype=np.float32)
-        out.append(Batch(features=features, label=b.label, weight=weight, qid=b.qid))
-    return out
+        return Batch(features=features, label=b.label, weight=weight, qid=b.qid)
+
+
+def uniform_batches(batches: Sequence[Batch], num_cols: int) -> list[Batch]:
+    """*batches* (all read into memory) in one layout: see :class:`_Layout`."""
+    layout = _Layout.of(batch_infos(batches), num_cols)
+    return [layout.apply(b) for b in batches]
 
 
 def build_matrix(
@@ -132,10 +188,24 @@ def build_matrix(
     max_bin: int | None = None,
     nthread: int | None = None,
 ) -> xgboost.DMatrix:
-    """A ``QuantileDMatrix`` (*quantile*) or ``DMatrix`` of *batches*, *num_cols* wide."""
+    """A ``QuantileDMatrix`` (*quantile*) or an in-memory ``DMatrix`` of *batches*.
+
+    The ``QuantileDMatrix`` is fed batch by batch through an ``xgboost.DataIter`` (a spilled
+    sequence is read back one batch at a time, for each of XGBoost's passes); the ``DMatrix``
+    is built from all batches joined (XGBoost's ``DMatrix`` of a data iterator would be an
+    external-memory matrix, which ``exact`` and ``gblinear`` cannot train on).
+    """
     import xgboost
 
-    blocks = uniform_batches(batches, num_cols)
+    kwargs: dict[str, Any] = {"missing": np.nan}
+    if nthread is not None:
+        kwargs["nthread"] = nthread
+    if not quantile:
+        joined = concat(uniform_batches(batches, num_cols))
+        return xgboost.DMatrix(
+            joined.features, label=joined.label, weight=joined.weight, qid=joined.qid, **kwargs
+        )
+    layout = _Layout.of(batch_infos(batches), num_cols)
 
     class _Blocks(xgboost.DataIter):
         def __init__(self) -> None:
@@ -143,9 +213,9 @@ def build_matrix(
             self._next = 0
 
         def next(self, input_data: Any) -> bool:
-            if self._next == len(blocks):
+            if self._next == len(batches):
                 return False
-            block = blocks[self._next]
+            block = layout.apply(batches[self._next])
             self._next += 1
             input_data(data=block.features, label=block.label, weight=block.weight, qid=block.qid)
             return True
@@ -153,14 +223,9 @@ def build_matrix(
         def reset(self) -> None:
             self._next = 0
 
-    kwargs: dict[str, Any] = {"missing": np.nan}
-    if nthread is not None:
-        kwargs["nthread"] = nthread
-    if quantile:
-        if max_bin is not None:
-            kwargs["max_bin"] = max_bin
-        return xgboost.QuantileDMatrix(_Blocks(), ref=ref, **kwargs)
-    return xgboost.DMatrix(_Blocks(), **kwargs)
+    if max_bin is not None:
+        kwargs["max_bin"] = max_bin
+    return xgboost.QuantileDMatrix(_Blocks(), ref=ref, **kwargs)
 
 
 def take_rows(batch: Batch, rows: np.ndarray) -> Batch:

@@ -18,7 +18,9 @@ UserErrors (``ClientError: ...``); anything else is ``AlgorithmError: XGB train 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
+import os
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -179,11 +181,31 @@ class Inputs:
     train_path: Path
     validation_path: Path
 
+    def close(self) -> None:
+        """Drop spilled batches (once the matrices exist)."""
+        for data in (self.train, self.validation):
+            if data is not None:
+                data.close()
+
+
+SCRATCH_ENV = "SAGEDOCK_SCRATCH_DIR"
+
+
+def scratch_dir(env: TrainingEnv) -> Path:
+    """Where parsed batches are spilled: ``SAGEDOCK_SCRATCH_DIR``, else ``/opt/ml/tmp`` (the
+    training volume, which holds the input data too)."""
+    given = os.environ.get(SCRATCH_ENV, "").strip()
+    return Path(given) if given else env.paths.base / "tmp"
+
 
 def read_inputs(
-    env: TrainingEnv, channels: Mapping[str, Mapping[str, Any]], csv_weights: bool
+    env: TrainingEnv,
+    channels: Mapping[str, Mapping[str, Any]],
+    csv_weights: bool,
+    spill_dir: Path | None = None,
 ) -> Inputs:
-    """Read the train and validation channels of this host."""
+    """Read the train and validation channels of this host (batches spilled to *spill_dir*
+    when given, else kept in memory)."""
     train_config = channels[TRAIN]
     fmt = parse_content_type(train_config["ContentType"]).format
     pipe = train_config.get("TrainingInputMode") == "Pipe"
@@ -203,26 +225,35 @@ def read_inputs(
             from sagedock.toolkit.channels import open_channel
 
             with open_channel(env, name).open_epoch(0) as stream:
-                return xgb_data.load_stream(f"{name}_0", stream, fmt, csv_weights=csv_weights)
-        return xgb_data.load_files(name, env.paths.channel_dir(name), fmt, csv_weights=csv_weights)
+                return xgb_data.load_stream(
+                    f"{name}_0", stream, fmt, csv_weights=csv_weights, spill_dir=spill_dir
+                )
+        return xgb_data.load_files(
+            name, env.paths.channel_dir(name), fmt, csv_weights=csv_weights, spill_dir=spill_dir
+        )
 
     if not pipe and validation_config is not None:
         warn_identical_files(
             list_data_files(env.paths.channel_dir(TRAIN)),
             list_data_files(env.paths.channel_dir(VALIDATION)),
         )
-    train_data = load(TRAIN)
-    validation_data = load(VALIDATION) if validation_config is not None else None
-    for data in (train_data, validation_data):
-        if data is not None:
-            xgb_data.check_labels(data)
-    return Inputs(
-        train_data,
-        validation_data,
+    inputs = Inputs(
+        load(TRAIN),
+        None,
         validation_config is not None,
         env.paths.channel_dir(TRAIN),
         env.paths.channel_dir(VALIDATION),
     )
+    try:
+        if validation_config is not None:
+            inputs = dataclasses.replace(inputs, validation=load(VALIDATION))
+        for data in (inputs.train, inputs.validation):
+            if data is not None:
+                xgb_data.check_labels(data)
+    except BaseException:
+        inputs.close()
+        raise
+    return inputs
 
 
 # -- training -------------------------------------------------------------------------------
@@ -328,6 +359,7 @@ def train_model(env: TrainingEnv, plan: Plan, inputs: Inputs, *, is_master: bool
         inputs.validation.batches if inputs.validation else None,
         num_cols,
     )
+    inputs.close()
     hps = plan.hyperparameters
     checkpoint_dir = env.checkpoint_dir if env.paths.checkpoint_config_file.is_file() else None
     xgb_model, start = cb.load_checkpoint(checkpoint_dir)
@@ -440,8 +472,17 @@ def train(env: TrainingEnv) -> None:
     channels = validate_channels(env.input_data_config)
     if hps.use_dask_gpu_training:
         _refuse_dask(env, hps, channels)
-    inputs = read_inputs(env, channels, hps.csv_weights)
-    plan = make_plan(hps, has_validation=inputs.has_validation_channel)
+    plan = make_plan(hps, has_validation=VALIDATION in channels)
+    # Spill parsed batches to disk when the matrix is built in several passes over them.
+    spill = xgb_data.wants_quantile(plan.params) and not hps.kfold
+    inputs = read_inputs(env, channels, hps.csv_weights, scratch_dir(env) if spill else None)
+    try:
+        _train(env, plan, inputs)
+    finally:
+        inputs.close()
+
+
+def _train(env: TrainingEnv, plan: Plan, inputs: Inputs) -> None:
     hosts = tuple(env.hosts)
     if len(hosts) <= 1:
         if inputs.train is None:

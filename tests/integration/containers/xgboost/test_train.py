@@ -388,6 +388,27 @@ def test_x20_tuning_metric_joins_eval_metrics_sorted(
     ]
 
 
+def test_parsed_data_is_spilled_to_scratch_and_removed(
+    xgboost_job: JobFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = _job_with_data(xgboost_job, "csv")
+    scratch = tmp_path / "scratch"
+    seen: list[list[str]] = []
+    from sagedock.containers.xgboost import data as xgb_data
+
+    original = xgb_data.build_matrix
+
+    def spying(batches, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append([p.name for p in scratch.iterdir()])
+        return original(batches, **kwargs)
+
+    monkeypatch.setattr(xgb_data, "build_matrix", spying)
+    monkeypatch.setenv("SAGEDOCK_SCRATCH_DIR", str(scratch))
+    train_inprocess(job)
+    assert seen and len(seen[0]) == 2  # train and validation spilled while the matrices build
+    assert list(scratch.iterdir()) == []
+
+
 def test_x21_artifact_is_one_file_in_xgboosts_default_format(xgboost_job: JobFactory) -> None:
     job = _job_with_data(xgboost_job, "csv")
     train_inprocess(job)

@@ -43,14 +43,22 @@ def test_csv_weights_take_column_one(tmp_path: Path) -> None:
     np.testing.assert_allclose(x, data.x, rtol=1e-6)
 
 
-def test_several_files_are_read_in_order_in_blocks(tmp_path: Path) -> None:
+def test_several_files_are_read_in_order_in_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sagedock.containers.data import csv as csv_reader
+
+    monkeypatch.setattr(csv_reader, "BATCH_BYTES", 8 << 10)  # a few parsed blocks per batch
     data = make_dataset("regression", rows=3000, cols=6)
     a = write_csv(tmp_path / "a.csv", data.x[:1000], data.y[:1000])
     b = write_csv(tmp_path / "b.csv", data.x[1000:], data.y[1000:])
     batches = list(read_csv_files([a, b], block_size=16 << 10))
-    assert len(batches) > 2
+    assert len(batches) == 3  # 1024-row batches: 1000 rows of a.csv, 2000 of b.csv
+    assert all(batch.features.flags.f_contiguous for batch in batches)
     x = np.concatenate([b.features for b in batches])
     np.testing.assert_allclose(x, data.x, rtol=1e-6)
+    y = np.concatenate([b.label for b in batches])  # type: ignore[misc]
+    np.testing.assert_allclose(y, data.y, rtol=1e-6)
 
 
 def test_empty_fields_are_missing_values(tmp_path: Path) -> None:

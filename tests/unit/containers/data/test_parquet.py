@@ -16,10 +16,16 @@ from sagedock.toolkit.errors import UserError
 from tests.fixtures.xgboost import make_dataset, write_parquet
 
 
-def test_first_column_is_the_label(tmp_path: Path) -> None:
-    data = make_dataset("multiclass", rows=100, cols=4)
-    path = write_parquet(tmp_path / "t.parquet", data.x, data.y)
-    batch = concat(list(read_parquet_files([path], batch_rows=30)))
+def test_first_column_is_the_label_in_every_row_group(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    data = make_dataset("multiclass", rows=100, cols=12)
+    path = tmp_path / "t.parquet"
+    columns = {"label": pa.array(data.y)}
+    columns.update({f"f{j}": pa.array(data.x[:, j]) for j in range(12)})
+    pq.write_table(pa.table(columns), path, row_group_size=30)
+    batch = concat(list(read_parquet_files([path])))
     np.testing.assert_array_equal(batch.features, data.x)
     np.testing.assert_array_equal(batch.label, data.y)
 
@@ -32,6 +38,19 @@ def test_shared_parquet_fixtures(shared_testdata: Path) -> None:
     files = sorted((base / "multiple_files").iterdir())
     batch = concat(list(read_parquet_files(files)))
     assert batch.features.shape == (10, 5)
+
+
+def test_dictionary_encoded_and_integer_columns_are_numbers(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "d.parquet"
+    codes = pa.array([1.5, 2.5, 1.5]).dictionary_encode()
+    pq.write_table(
+        pa.table({"y": [0, 1, 0], "a": codes, "b": pa.array([1, 2, 3], pa.int8())}), path
+    )
+    batch = concat(list(read_parquet_files([path])))
+    assert batch.features.tolist() == [[1.5, 1.0], [2.5, 2.0], [1.5, 3.0]]
 
 
 def test_nulls_are_missing_features_but_a_null_label_is_refused(tmp_path: Path) -> None:
