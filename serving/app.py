@@ -113,8 +113,8 @@ class ServingApp:
                 return self._error(error, environ, start_response)
             except Exception as exc:
                 log.exception("request %s: unexpected error", environ.get(REQUEST_ID))
-                error = InferenceError(500, f"internal error: {type(exc).__name__}")
-                return self._error(error, environ, start_response)
+                internal = InferenceError(500, f"internal error: {type(exc).__name__}")
+                return self._error(internal, environ, start_response)
             body = reply.body
             if isinstance(body, bytes):
                 start_response(
@@ -135,7 +135,7 @@ class ServingApp:
                     return self._error(error, environ, start_response)
             start_response("200 OK", [("Content-Length", "0")])
             return [b""]
-        return self.flask(environ, start_response)  # type: ignore[no-any-return]
+        return self.flask(environ, start_response)
 
     def _target(self, environ: dict[str, Any]) -> Predictor:
         if self.predictor is not None:

@@ -28,7 +28,7 @@ class InferenceError(SagedockError):
     #: Status used when a subclass is raised with only a message.
     default_status: ClassVar[int] = HTTPStatus.INTERNAL_SERVER_ERROR
 
-    def __init__(self, status: int | None = None, message: str | None = None) -> None:
+    def __init__(self, status: int | str | None = None, message: str | None = None) -> None:
         # Subclasses are raised as ``Sub("message")``; the base as ``InferenceError(400, "msg")``.
         if isinstance(status, str) and message is None:
             status, message = None, status

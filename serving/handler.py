@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import MappingProxyType, ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 from werkzeug.datastructures import Headers
 
@@ -107,6 +107,12 @@ class Accept(str):
         return self
 
 
+class HeaderLookup(Protocol):
+    """Case-insensitive request headers (werkzeug's ``Headers``/``EnvironHeaders``)."""
+
+    def get(self, key: str) -> str | None: ...
+
+
 _NO_HEADERS = Headers()
 
 
@@ -123,7 +129,7 @@ class InferenceContext:
     :param batch: True in a batch transform job (``SAGEMAKER_BATCH``).
     """
 
-    headers: Mapping[str, str]
+    headers: HeaderLookup
     model_name: str | None
     model_dir: Path
     worker_id: int

@@ -73,11 +73,15 @@ class Watchdog:
 
     The server :meth:`arm`\\ s it before calling the app and :meth:`disarm`\\ s it before
     writing the response; ``disarm`` returns False when the watchdog has answered already.
+    :attr:`before_answer` (given the request's socket) runs first: the server uses it to stop
+    listening and close its idle connections, so that nginx drops them before the 504 even
+    reaches the client - and never sends the client's next request down one of them.
     """
 
     def __init__(self, timeout: float, *, exit_process: Callable[[int], None] = os._exit) -> None:
         self.timeout = timeout
         self._exit = exit_process
+        self.before_answer: Callable[[socket.socket], None] | None = None
         self._lock = threading.Lock()
         self._deadline: float | None = None
         self._sock: socket.socket | None = None
@@ -107,6 +111,11 @@ class Watchdog:
                 if self._deadline is None or self._sock is None:
                     continue
                 self.fired = True
+                if self.before_answer is not None:
+                    try:
+                        self.before_answer(self._sock)
+                    except Exception:
+                        log.exception("cleaning up before the 504 failed")
                 self._answer(self._sock)
             self._exit(EXIT_TIMEOUT)
             return
@@ -203,6 +212,7 @@ class HttpServer:
         }
         self._selector: selectors.BaseSelector | None = None
         self._conns: dict[int, _Conn] = {}
+        self._listeners: list[socket.socket] = []
         self._alive: Callable[[], bool] = lambda: True
 
     # -- the loop ---------------------------------------------------------------------------
@@ -218,6 +228,7 @@ class HttpServer:
         selector = selectors.DefaultSelector()
         self._selector = selector
         self._alive = alive
+        self._listeners = list(listeners)
         for listener in listeners:
             listener.setblocking(False)
             selector.register(listener, selectors.EVENT_READ, None)
@@ -265,6 +276,18 @@ class HttpServer:
         self._conns[sock.fileno()] = conn
         assert self._selector is not None
         self._selector.register(sock, selectors.EVENT_READ, conn)
+
+    def abandon(self, keep: socket.socket) -> None:
+        """Stop listening and close every connection but *keep*, from another thread, while
+        the serving thread is stuck in the app (the process is about to end)."""
+        for listener in self._listeners:
+            with contextlib.suppress(OSError):
+                listener.close()
+        for conn in list(self._conns.values()):
+            if conn.sock is not keep:
+                with contextlib.suppress(OSError):
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+                    conn.sock.close()
 
     def _close(self, conn: _Conn) -> None:
         self._conns.pop(conn.sock.fileno(), None)

@@ -221,6 +221,13 @@ class ServingWorker(Worker):  # type: ignore[misc]
             access_log=settings.access_log and not runtime.nginx,
             log_ping=settings.log_ping,
         )
+
+        def before_504(keep: socket.socket) -> None:
+            if runtime.nginx:
+                runtime.worker_socket(self.slot).unlink(missing_ok=True)
+            server.abandon(keep)
+
+        watchdog.before_answer = before_504
         runtime.mark_ready(self.slot)
         signal.siginterrupt(signal.SIGTERM, False)
         server.serve(listeners, alive=lambda: self.alive, wakeup_fd=self.PIPE[0])
