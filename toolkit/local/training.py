@@ -169,6 +169,31 @@ def docker_image(spec: TrainingJobSpec) -> str:
     )
 
 
+def free_ports(count: int) -> int:
+    """The first of *count* consecutive TCP ports that are free on 127.0.0.1 right now."""
+    import socket
+
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            first = int(probe.getsockname()[1])
+        if first + count > 65535:
+            continue
+        sockets = []
+        try:
+            for port in range(first, first + count):
+                sock = socket.socket()
+                sockets.append(sock)
+                sock.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+        finally:
+            for sock in sockets:
+                sock.close()
+    raise OSError(f"no {count} consecutive free ports found")
+
+
 def _exit_description(code: int) -> str:
     if code < 0:
         try:
@@ -486,6 +511,12 @@ class TrainingJob:
         if isinstance(self.backend, ProcessBackend):
             env = inherited_environment(self.environ)
             env["SAGEDOCK_HOST_ADDRESSES"] = json.dumps({h: "127.0.0.1" for h in spec.hosts})
+            if len(spec.hosts) > 1:
+                # Every "host" shares this machine's ports: fixed ones (7777 for torch, 9099
+                # for the XGBoost tracker) would clash with other jobs, so each job gets free
+                # ones unless its Environment names them.
+                env["SAGEDOCK_MASTER_PORT"] = str(free_ports(1))
+                env["SAGEDOCK_XGBOOST_TRACKER_PORT"] = str(free_ports(2))
             algorithm = process_algorithm(spec)
             if algorithm:
                 env["SAGEDOCK_ALGORITHM"] = algorithm

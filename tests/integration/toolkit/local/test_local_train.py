@@ -484,3 +484,36 @@ def test_ctrl_c_stops_the_job_like_stop_training_job(tmp_path: Path, env: dict[s
     assert "saved-on-sigterm" in members(
         tmp_path / "out" / "interrupted" / "output" / "model.tar.gz"
     )
+
+
+def test_builtin_xgboost_trains_on_two_hosts_with_sharded_csv(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    import argparse
+
+    import numpy as np
+
+    rng = np.random.default_rng(3)
+    train = tmp_path / "train"
+    train.mkdir()
+    for part in range(4):
+        x = rng.normal(size=(200, 3))
+        y = (x[:, 0] - x[:, 1] > 0).astype(int)
+        np.savetxt(train / f"part-{part}.csv", np.column_stack([y, x]), delimiter=",", fmt="%.5g")
+    doc = training_request(
+        argparse.Namespace(
+            algorithm="xgboost",
+            channel=[f"train={train},content_type=text/csv,distribution=ShardedByS3Key"],
+            hp=["objective=binary:logistic", "num_round=5", "eval_metric=error"],
+            metric=["train:error=train-error:([0-9.]+)"],
+            instance_count=2,
+            output=str(tmp_path / "out"),
+            job_name="xgb-2",
+        )
+    )
+    result, logs = run_job(doc, env, stop_grace=5)
+    assert result.exit_code == 0, logs
+    assert "algo-2 | " in logs and "got rank 1" in logs
+    assert "xgboost-model" in members(tmp_path / "out" / "xgb-2" / "output" / "model.tar.gz")
+    (metric,) = result.record["FinalMetricDataList"]
+    assert metric["MetricName"] == "train:error" and 0 <= metric["Value"] < 0.2
