@@ -135,3 +135,50 @@ def test_max_runtime_stops_the_container_with_sigterm(tmp_path: Path, base_image
     record = result.record  # type: ignore[attr-defined]
     assert record["SecondaryStatus"] == "MaxRuntimeExceeded", logs
     assert "saved" in members(tmp_path / "out" / "docker-job" / "output" / "model.tar.gz")
+
+
+def test_serve_docker_runs_the_image_with_the_model_mounted(
+    tmp_path: Path, base_image: str
+) -> None:
+    from sagedock.toolkit.local import LocalEndpoint, ServeOptions, http, parse_model
+
+    model_dir = tmp_path / "model"
+    (model_dir / "code").mkdir(parents=True)
+    (model_dir / "code" / "inference.py").write_text(
+        textwrap.dedent(
+            """
+            import os
+
+            def model_fn(model_dir):
+                return open(os.path.join(model_dir, "greeting.txt")).read()
+
+            def transform_fn(model, body, content_type, accept):
+                text = body.decode() if isinstance(body, bytes) else body
+                return f"{model} {text}", "text/plain"
+            """
+        )
+    )
+    (model_dir / "greeting.txt").write_text("hello")
+    with tarfile.open(tmp_path / "model.tar.gz", "w:gz") as tar:
+        for path in sorted(model_dir.rglob("*")):
+            tar.add(path, arcname=path.relative_to(model_dir).as_posix(), recursive=False)
+    model = parse_model(
+        {
+            "ModelName": "docker-model",
+            "PrimaryContainer": {
+                "Image": base_image,
+                "ModelDataUrl": str(tmp_path / "model.tar.gz"),
+                "Environment": {"SAGEMAKER_MODEL_SERVER_WORKERS": "1"},
+            },
+        }
+    )
+    env = {**os.environ, "SAGEDOCK_LOCAL_DIR": str(tmp_path / "state")}
+    endpoint = LocalEndpoint(
+        model, environ=env, options=ServeOptions(docker=True, port=0, startup_timeout=180)
+    )
+    with endpoint:
+        resp = http.invoke(endpoint.url, b"world", content_type="text/plain")
+        assert (resp.status, resp.body) == (200, b"hello world")
+        container = endpoint.container
+    assert container is not None
+    assert container not in engine._run(["ps", "-a", "--format", "{{.Names}}"]).stdout
