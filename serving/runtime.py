@@ -7,7 +7,9 @@ workers, with the settings):
   so nginx (``least_conn`` over these sockets) sends requests only to ready workers and the
   least busy one first;
 - ``ready-<slot>`` and ``ready``: readiness files; nginx answers ``/ping`` from ``ready``
-  without asking a worker (so a health check never queues behind a long prediction);
+  without asking a worker (so a health check never queues behind a long prediction).
+  ``ready`` appears once every worker has loaded the model, and stays while at least one
+  worker is up (a crashed worker being replaced does not fail health checks);
 - ``ping-upstream``: exists when the user module has a ``ping_fn``; nginx then asks a worker;
 - ``models/``: the multi-model registry shared by the workers;
 - ``boot-error``: why a worker could not start (the supervisor's last words);
@@ -64,7 +66,8 @@ class Runtime:
     # -- readiness (workers mark, the gunicorn master clears) ----------------------------------
     def mark_ready(self, slot: int) -> None:
         self.ready_file(slot).touch()
-        self.ready_file().touch()
+        if self.ready_workers() >= self.settings.workers:
+            self.ready_file().touch()
 
     def mark_gone(self, slot: int) -> None:
         """A worker exited: its socket and readiness go; ``ready`` goes if no worker is left.
@@ -75,15 +78,17 @@ class Runtime:
         self.ready_file(slot).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             self.worker_socket(slot).unlink(missing_ok=True)
-        if not self._any_worker_ready():
+        if not self.ready_workers():
             self.ready_file().unlink(missing_ok=True)
-            if self._any_worker_ready():
+            if self.ready_workers():
                 self.ready_file().touch()
 
-    def _any_worker_ready(self) -> bool:
-        return any(self.run_dir.glob(f"{READY}-*"))
+    def ready_workers(self) -> int:
+        """How many workers have their model loaded."""
+        return sum(1 for _ in self.run_dir.glob(f"{READY}-*"))
 
     def any_ready(self) -> bool:
+        """True when the endpoint is up (``ready``: every worker loaded, and not all gone)."""
         return self.ready_file().exists()
 
     # -- (de)serialising ----------------------------------------------------------------------

@@ -171,13 +171,13 @@ class ServingWorker(Worker):  # type: ignore[misc]
         listeners = [s.sock if hasattr(s, "sock") else s for s in self.sockets]
         error = ServiceUnavailable("the model is not loaded yet")
         while not done.is_set():
-            if self.runtime.any_ready():
+            if self.runtime.ready_workers():
                 done.wait(0.1)  # a sibling serves: leave the connections to it
                 continue
             readable, _, _ = select.select(listeners, [], [], 0.1)
             # Checked again right before accepting: a sibling that became ready meanwhile
             # takes the connection.
-            if done.is_set() or self.runtime.any_ready():
+            if done.is_set() or self.runtime.ready_workers():
                 continue
             for listener in readable:
                 try:

@@ -111,6 +111,7 @@ def test_a_worker_killed_mid_request_is_replaced_and_the_endpoint_keeps_answerin
 ) -> None:
     model, flags = blocking_model(tmp_path)
     server = serve_model(model, env={"TEST_FLAGS": str(flags), **MODES[mode]})
+    server.wait_workers(2)
     result: dict[str, object] = {}
 
     def call() -> None:

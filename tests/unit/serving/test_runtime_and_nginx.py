@@ -17,15 +17,20 @@ def test_runtime_round_trips_through_its_file(tmp_path: Path) -> None:
     assert Runtime.load(original.save()) == original
 
 
-def test_ready_stays_while_any_worker_is_ready(tmp_path: Path) -> None:
+def test_ready_once_every_worker_is_then_while_any_worker_is(tmp_path: Path) -> None:
     run = runtime(tmp_path)
     assert not run.any_ready()
     run.mark_ready(0)
     run.mark_ready(2)
-    run.mark_gone(0)
+    assert not run.any_ready()  # worker 1 is still loading
+    run.mark_ready(1)
     assert run.any_ready()
+    run.mark_gone(0)
+    run.mark_gone(1)
+    assert run.any_ready()  # being replaced: worker 2 still answers
     run.mark_gone(2)
     assert not run.any_ready()
+    assert run.ready_workers() == 0
 
 
 def test_config_proxies_to_one_socket_per_worker_with_keepalive(tmp_path: Path) -> None:
