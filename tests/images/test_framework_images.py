@@ -182,3 +182,28 @@ def test_framework_image_serves_the_tiny_model(
         assert resp.status == 200, resp.body[:500]
         assert json.loads(resp.body) == [[3.5]]
         assert box.stop(grace=30) == 0, box.logs()[-2000:]
+
+
+@pytest.mark.parametrize("name", list(FRAMEWORKS))
+def test_framework_image_serves_the_tiny_model_with_framework_defaults(
+    name: str, trained: dict[str, tuple[str, Path]], tmp_path: Path
+) -> None:
+    """A BYOS user who wrote only train.py: no inference.py, the framework defaults serve."""
+    if name not in trained:
+        pytest.skip(f"the {name} training test did not produce a model")
+    image, model_dir = trained[name]
+    if not image_has_command(image, "serve"):
+        pytest.skip("`sagedock serve` is not in this image's sagedock yet")
+    served = tmp_path / "model"
+    shutil.copytree(model_dir, served)
+    assert not (served / "code").exists()
+    with detached(image, "serve", volumes={served: "/opt/ml/model"}, container_port=8080) as box:
+        wait_for_ping(box)
+        resp = http(
+            box.url + "/invocations",
+            data=json.dumps([[1.0, 2.0]]).encode(),
+            headers={"Content-Type": "application/json", "Accept": "application/json"},
+        )
+        assert resp.status == 200, resp.body[:500]
+        assert json.loads(resp.body) == [[3.5]]
+        assert box.stop(grace=30) == 0, box.logs()[-2000:]

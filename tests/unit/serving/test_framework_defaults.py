@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from sagedock.serving.framework_defaults import mxnet, tensorflow, torch_pickle
+from sagedock.serving.handler import default_defaults
+from sagedock.toolkit.errors import UserError
+
+
+def _touch(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"")
+    return path
+
+
+def test_framework_defaults_are_registered_through_the_entry_point() -> None:
+    names = default_defaults().names
+    for name in ("tensorflow", "torch-pickle", "mxnet"):
+        assert name in names
+
+
+def test_saved_model_at_the_top_of_the_model_dir_is_found(tmp_path: Path) -> None:
+    _touch(tmp_path / "saved_model.pb")
+    assert tensorflow.saved_model_dir(tmp_path) == tmp_path
+
+
+def test_the_highest_numeric_version_wins_like_tensorflow_serving(tmp_path: Path) -> None:
+    for version in ("1", "2", "10"):
+        _touch(tmp_path / version / "saved_model.pb")
+    _touch(tmp_path / "code" / "inference.py")
+    assert tensorflow.saved_model_dir(tmp_path) == tmp_path / "10"
+
+
+def test_a_single_named_model_with_versions_is_found(tmp_path: Path) -> None:
+    _touch(tmp_path / "resnet" / "3" / "saved_model.pb")
+    assert tensorflow.saved_model_dir(tmp_path) == tmp_path / "resnet" / "3"
+
+
+def test_two_named_models_are_ambiguous_and_not_detected(tmp_path: Path) -> None:
+    _touch(tmp_path / "a" / "1" / "saved_model.pb")
+    _touch(tmp_path / "b" / "1" / "saved_model.pb")
+    assert not tensorflow.detect(tmp_path)
+
+
+def test_mxnet_export_uses_the_latest_epoch(tmp_path: Path) -> None:
+    _touch(tmp_path / "net-symbol.json")
+    _touch(tmp_path / "net-0000.params")
+    _touch(tmp_path / "net-0012.params")
+    _touch(tmp_path / "other-0099.params")
+    found = mxnet.export_files(tmp_path)
+    assert found is not None
+    assert found.params.name == "net-0012.params"
+
+
+def test_mxnet_without_params_or_with_two_symbols_is_not_detected(tmp_path: Path) -> None:
+    _touch(tmp_path / "net-symbol.json")
+    assert not mxnet.detect(tmp_path)
+    _touch(tmp_path / "net-0000.params")
+    _touch(tmp_path / "b-symbol.json")
+    assert not mxnet.detect(tmp_path)
+
+
+torch = pytest.importorskip("torch")
+
+
+def test_a_state_dict_is_refused_with_what_to_write_instead(tmp_path: Path) -> None:
+    torch.save(torch.nn.Linear(2, 1).state_dict(), tmp_path / "model.pth")
+    assert torch_pickle.detect(tmp_path)
+    with pytest.raises(UserError, match=r"state dict.*model_fn in code/inference.py"):
+        torch_pickle.model_fn(tmp_path)
+
+
+def test_torchscript_is_left_to_the_torchscript_defaults(tmp_path: Path) -> None:
+    torch.jit.script(torch.nn.Linear(2, 1)).save(str(tmp_path / "model.pt"))
+    assert not torch_pickle.detect(tmp_path)
+
+
+def test_a_pickled_module_whose_class_lives_in_code_is_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "tinynet_for_test.py").write_text(
+        textwrap.dedent(
+            """
+            import torch
+            class TinyNet(torch.nn.Module):
+                def forward(self, x):
+                    return x.sum(dim=1, keepdim=True) + 0.5
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(code))
+    import tinynet_for_test  # type: ignore[import-not-found]
+
+    torch.save(tinynet_for_test.TinyNet(), tmp_path / "model.pt")
+    del sys.modules["tinynet_for_test"]
+    model = torch_pickle.model_fn(tmp_path)
+    assert torch_pickle.predict_fn([[1.0, 2.0]], model).tolist() == [[3.5]]
+
+
+def test_a_pickled_module_whose_class_is_gone_names_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As when the class was defined in the training script: not importable at serving time.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "gone_module_for_test.py").write_text(
+        "import torch\nclass Net(torch.nn.Module):\n    def forward(self, x):\n        return x\n"
+    )
+    monkeypatch.syspath_prepend(str(elsewhere))
+    import gone_module_for_test  # type: ignore[import-not-found]
+
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    torch.save(gone_module_for_test.Net(), model_dir / "model.pt")
+    del sys.modules["gone_module_for_test"]
+    monkeypatch.syspath_prepend(str(model_dir))  # sys.path no longer finds the class
+    (elsewhere / "gone_module_for_test.py").unlink()
+    with pytest.raises(UserError, match=r"cannot be imported.*torch\.jit\.script"):
+        torch_pickle.model_fn(model_dir)
