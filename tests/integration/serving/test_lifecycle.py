@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -260,3 +261,45 @@ def test_serve_process_tree_is_gone_after_stop(serve_model: ServeFactory, tmp_pa
     assert server.stop() == 0
     _, alive = psutil.wait_procs(tree, timeout=10)
     assert alive == []
+
+
+ORPHANS = """
+    import os
+
+    def model_fn(model_dir):
+        # Leave an orphan behind: it is reparented to PID 1 and exits at once.
+        child = os.fork()
+        if child == 0:
+            if os.fork() == 0:
+                os._exit(0)
+            os._exit(0)
+        os.waitpid(child, 0)
+        return "m"
+
+    def predict_fn(data, model):
+        return data
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a PID namespace needs root")
+def test_as_pid_1_serve_reaps_orphans_and_stops_on_sigterm(
+    serve_model: ServeFactory, tmp_path: Path
+) -> None:
+    import shutil
+
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("unshare (util-linux) is not installed")
+    model = write_model(tmp_path / "model", ORPHANS)
+    wrapper = [unshare, "--fork", "--pid", "--mount-proc", sys.executable]
+    server = serve_model(model, python=wrapper)
+    pid_1 = psutil.Process(server.proc.pid).children()[0]  # serve, PID 1 in the namespace
+    assert server.invoke("[1]").status_code == 200
+    for _ in range(100):
+        zombies = [p for p in pid_1.children() if p.status() == psutil.STATUS_ZOMBIE]
+        if not zombies:
+            break
+        threading.Event().wait(0.05)
+    assert zombies == []
+    os.kill(pid_1.pid, signal.SIGTERM)
+    assert server.wait(40) == 0, server.log
