@@ -16,9 +16,11 @@ import psutil
 import pytest
 import requests
 
+from sagedock.serving.nginx import find_nginx
 from tests.fixtures.serving import ServeFactory, ServeProcess, write_model
 
 MODES = {"nginx": {}, "gunicorn": {"SAGEMAKER_USE_NGINX": "false"}}
+needs_nginx = pytest.mark.skipif(find_nginx() is None, reason="nginx is not installed")
 
 BLOCKING = """
     import os, time
@@ -172,6 +174,7 @@ def test_transform_fn_beside_input_fn_is_a_startup_error_naming_both(
     assert "defines both transform_fn and input_fn" in server.log
 
 
+@needs_nginx
 @pytest.mark.parametrize("part", ["nginx", "gunicorn"])
 def test_serve_exits_non_zero_when_nginx_or_the_gunicorn_master_dies(
     serve_model: ServeFactory, tmp_path: Path, part: str
@@ -253,6 +256,7 @@ def make_wheel(directory: Path, name: str, source: str) -> Path:
     return wheel
 
 
+@needs_nginx
 def test_serve_process_tree_is_gone_after_stop(serve_model: ServeFactory, tmp_path: Path) -> None:
     model, flags = blocking_model(tmp_path)
     server: ServeProcess = serve_model(model, env={"TEST_FLAGS": str(flags)})
