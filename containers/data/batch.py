@@ -87,6 +87,37 @@ def dense_to_csr(features: np.ndarray) -> Any:
     )
 
 
+def csr_to_dense(matrix: Any, width: int | None = None) -> np.ndarray:
+    """A CSR matrix as a dense float32 matrix with ``NaN`` where no entry is stored (stored
+    zeros stay zeros), *width* columns wide."""
+    rows, cols = matrix.shape
+    width = cols if width is None else width
+    out = np.full((rows, width), np.nan, dtype=np.float32)
+    counts = np.diff(matrix.indptr)
+    row_of = np.repeat(np.arange(rows), counts)
+    out[row_of, matrix.indices] = matrix.data
+    return out
+
+
+def split_rows(batch: Batch, max_bytes: int) -> list[Batch]:
+    """*batch* cut into consecutive row ranges of about *max_bytes* each (views, no copies)."""
+    if batch.nbytes <= max_bytes or batch.num_rows <= 1:
+        return [batch]
+    pieces = -(-batch.nbytes // max_bytes)
+    step = -(-batch.num_rows // pieces)
+
+    def rows(values: np.ndarray | None, start: int) -> np.ndarray | None:
+        return None if values is None else values[start : start + step]
+
+    return [
+        Batch(
+            batch.features[start : start + step],
+            *(rows(v, start) for v in (batch.label, batch.weight, batch.qid)),
+        )
+        for start in range(0, batch.num_rows, step)
+    ]
+
+
 def concat(batches: Sequence[Batch]) -> Batch:
     """All *batches* as one (dense when every batch is dense, else CSR of the widest width)."""
     import scipy.sparse

@@ -24,10 +24,12 @@ from sagedock.toolkit.errors import UserError
 
 from ._io import close_source, text_source
 from ._parallel import ordered_map
-from .batch import Batch
+from .batch import Batch, concat
 
 #: Bytes of text per parsed block.
 DEFAULT_BLOCK_SIZE = 2 << 20
+#: Parsed blocks are joined into batches of about this many bytes.
+BATCH_BYTES = 32 << 20
 
 _FORMAT = "<label>[:<weight>] <index>:<value> ..."
 _MAX_INDEX = 2**31 - 1
@@ -218,9 +220,18 @@ def _read(
 
     try:
         blocks = (rb.column(0) for rb in _line_reader(source, block_size))
+        pending: list[Batch] = []
+        pending_bytes = 0
         for batch in ordered_map(lambda lines: _parse_lines(lines, labelled), blocks):
-            if batch.num_rows:
-                yield batch
+            if not batch.num_rows:
+                continue
+            pending.append(batch)
+            pending_bytes += batch.nbytes
+            if pending_bytes >= BATCH_BYTES:
+                yield concat(pending) if len(pending) > 1 else pending[0]
+                pending, pending_bytes = [], 0
+        if pending:
+            yield concat(pending) if len(pending) > 1 else pending[0]
     except (_BlockError, pa.ArrowInvalid):
         raise _data_error(diagnose, name, labelled) from None
 
@@ -258,6 +269,4 @@ def parse_libsvm(data: bytes, *, labelled: bool, name: str = "request") -> Batch
         return Batch(features=scipy.sparse.csr_matrix((0, 0), dtype=np.float32))
     if len(batches) == 1:
         return batches[0]
-    from .batch import concat
-
     return concat(batches)

@@ -44,6 +44,22 @@ class BatchInfo:
     has_label: bool
     has_weight: bool
     has_qid: bool
+    nnz: int = 0
+    """Stored values (every cell of a dense batch)."""
+
+    @classmethod
+    def of(cls, batch: Batch) -> BatchInfo:
+        features: Any = batch.features
+        nnz = int(features.nnz) if batch.is_sparse else batch.num_rows * batch.num_cols
+        return cls(
+            batch.num_rows,
+            batch.num_cols,
+            batch.is_sparse,
+            batch.label is not None,
+            batch.weight is not None,
+            batch.qid is not None,
+            nnz,
+        )
 
 
 @dataclass(frozen=True)
@@ -96,15 +112,7 @@ class SpilledBatches(Sequence[Batch]):
             value = getattr(batch, name)
             if value is not None:
                 arrays[name] = _write(self._handle, value)
-        info = BatchInfo(
-            batch.num_rows,
-            batch.num_cols,
-            batch.is_sparse,
-            batch.label is not None,
-            batch.weight is not None,
-            batch.qid is not None,
-        )
-        self._entries.append(_Entry(info, arrays))
+        self._entries.append(_Entry(BatchInfo.of(batch), arrays))
 
     def finish(self) -> None:
         """No more batches: flush the file for reading."""

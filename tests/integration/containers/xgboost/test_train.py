@@ -546,3 +546,25 @@ def test_parquet_pipe_of_concatenated_files(xgboost_job: JobFactory, tmp_path: P
     train_inprocess(job)
     writer.join(timeout=10)
     assert load_model(job.model_dir / "xgboost-model").num_features() == 5
+
+
+def test_dense_enough_libsvm_and_sparse_libsvm_train_the_same_model_as_xgboost(
+    xgboost_job: JobFactory,
+) -> None:
+    import xgboost
+
+    # A dense LIBSVM file is handed to XGBoost as dense arrays (NaN = absent entry), a sparse
+    # one as CSR; both must give XGBoost's own model for the same data.
+    rng = np.random.default_rng(4)
+    for keep in (0.9, 0.2):
+        data = make_dataset("regression", rows=300)
+        x = np.where(rng.random(data.x.shape) < keep, data.x, np.nan).astype(np.float32)
+        job = xgboost_job({"num_round": 3, "max_depth": 3})
+        write_libsvm(job.add_channel("train", "text/libsvm") / "t", x, data.y)
+        train_inprocess(job)
+        ours = load_model(job.model_dir / "xgboost-model")
+        reference = xgboost.train(
+            {"max_depth": 3}, xgboost.DMatrix(x, label=data.y, missing=np.nan), 3
+        )
+        probe = xgboost.DMatrix(x)
+        np.testing.assert_allclose(ours.predict(probe), reference.predict(probe), rtol=1e-5)

@@ -52,12 +52,19 @@ def test_qid_tokens_become_groups_not_features() -> None:
     assert batch.features.toarray().tolist() == [[0, 2, 0], [0, 0, 1], [1, 0, 0]]
 
 
-def test_blocks_are_parsed_in_parallel_and_in_order(tmp_path: Path) -> None:
+def test_blocks_are_parsed_in_parallel_and_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sagedock.containers.data import libsvm
+
+    monkeypatch.setattr(libsvm, "BATCH_BYTES", 64 << 10)  # several parsed blocks per batch
     data = make_dataset("binary", rows=5000, cols=8)
     path = write_libsvm(tmp_path / "big.libsvm", data.x, data.y)
-    batches = list(read_libsvm_files([path], block_size=32 << 10))
-    assert len(batches) > 4
-    np.testing.assert_allclose(concat(batches).features.toarray(), data.x, rtol=1e-6)
+    batches = list(read_libsvm_files([path], block_size=16 << 10))
+    assert len(batches) > 2
+    joined = concat(batches)
+    np.testing.assert_allclose(joined.features.toarray(), data.x, rtol=1e-6)
+    np.testing.assert_allclose(joined.label, data.y)
 
 
 @pytest.mark.parametrize(
