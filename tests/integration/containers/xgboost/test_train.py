@@ -87,6 +87,37 @@ def test_e2e_sagedock_train_writes_a_model_for_each_format_and_task(
     assert last[f"validation-{metric}"] < first[f"validation-{metric}"]
 
 
+def test_e2e_the_image_picks_the_algorithm_from_sagedock_algorithm(
+    xgboost_job: JobFactory,
+) -> None:
+    job = _job_with_data(xgboost_job, "csv")
+    result = job.run(flag=False, SAGEDOCK_ALGORITHM="xgboost")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (job.model_dir / "xgboost-model").is_file()
+
+
+def test_e2e_sagemaker_program_runs_the_users_script_instead(
+    xgboost_job: JobFactory, tmp_path: Path
+) -> None:
+    # XGBoost as a framework: the same image, with a script, trains with the script.
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "train.py").write_text(
+        "import os, xgboost\n"
+        "open(os.path.join(os.environ['SM_MODEL_DIR'], 'from-script'), 'w').write("
+        "xgboost.__version__)\n"
+    )
+    job = _job_with_data(
+        xgboost_job,
+        "csv",
+        sagemaker_program="train.py",
+        sagemaker_submit_directory=str(code),
+    )
+    result = job.run(flag=False, SAGEDOCK_ALGORITHM="xgboost")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [p.name for p in job.model_dir.iterdir()] == ["from-script"]
+
+
 def test_x1_e2e_missing_num_round_fails_the_job(xgboost_job: JobFactory) -> None:
     job = _job_with_data(xgboost_job, "csv")
     del job.hyperparameters["num_round"]
