@@ -34,7 +34,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import FrameType
 
-from sagedock.toolkit.errors import UserError
+from sagedock.toolkit.errors import SagedockError
 
 from . import nginx as nginx_config
 from .runtime import Runtime
@@ -141,7 +141,7 @@ class Supervisor:
             with self._signals():
                 try:
                     self.runtime = self._prepare(run_dir)
-                except UserError as exc:
+                except SagedockError as exc:
                     log.critical("%s", exc.describe())
                     return 1
                 if self.stopping_since is not None or not self.signals.empty():
@@ -261,6 +261,7 @@ class Supervisor:
         self._stop_gunicorn(signal.SIGINT)
 
     def _stop_gunicorn(self, signum: int) -> None:
+        self._gunicorn_told = True
         if self._running(self.gunicorn):
             assert self.gunicorn is not None
             self.gunicorn.send_signal(signum)
@@ -301,7 +302,6 @@ class Supervisor:
                 self._fail()
             return False
         if nginx_done and not gunicorn_done and not self._gunicorn_told:
-            self._gunicorn_told = True
             self._stop_gunicorn(signal.SIGTERM)
         if nginx_done and gunicorn_done:
             if not self.failed:
