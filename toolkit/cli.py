@@ -27,6 +27,7 @@ SUBCOMMANDS: dict[str, str] = {
     "train": "sagedock.toolkit.commands.train",
     "demo": "sagedock.toolkit.commands.demo",
     "images": "sagedock.toolkit.images.command",
+    "init": "sagedock.templates.command",
     "local": "sagedock.toolkit.local.cli",
     "serve": "sagedock.serving.command",
 }
