@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,10 @@ except ImportError:  # pragma: no cover - exercised only where orjson is absent
 
 JSONDecodeError = json.JSONDecodeError
 
+# orjson reads an integer literal outside 64 bits as a float, silently losing digits; 19 or more
+# digits in a row may be such a literal (or sit inside a string), so the stdlib reads that text.
+_MAYBE_BIG_INT = re.compile(rb"[0-9]{19,}")
+
 _ORJSON_OPTIONS = 0
 if _orjson is not None:
     _ORJSON_OPTIONS = _orjson.OPT_SERIALIZE_NUMPY | _orjson.OPT_NON_STR_KEYS
@@ -29,7 +34,8 @@ if _orjson is not None:
 
 def loads(data: bytes | str) -> Any:
     """Parse JSON text (bytes must be UTF-8); raises :class:`json.JSONDecodeError`."""
-    if _orjson is not None:
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    if _orjson is not None and _MAYBE_BIG_INT.search(raw) is None:
         try:
             return _orjson.loads(data)
         except _orjson.JSONDecodeError:
