@@ -24,10 +24,10 @@ from sagedock.toolkit.errors import UserError
 
 from ._io import close_source, text_source
 from ._parallel import ordered_map
-from .batch import Batch, concat
+from .batch import Batch, concat, csr_index_dtype
 
 #: Bytes of text per parsed block.
-DEFAULT_BLOCK_SIZE = 2 << 20
+DEFAULT_BLOCK_SIZE = 1 << 20
 #: Parsed blocks are joined into batches of about this many bytes.
 BATCH_BYTES = 32 << 20
 
@@ -145,11 +145,12 @@ def _parse_lines(lines: Any, labelled: bool) -> Batch:
         raise _BlockError
 
     counts = np.bincount(line_of_pair, minlength=len(per_line))[rows]
-    indptr = np.zeros(n_rows + 1, dtype=np.int64)
-    np.cumsum(counts, out=indptr[1:])
     width = int(index.max()) + 1 if index.size else 0
+    dtype = csr_index_dtype(max(int(counts.sum()), width))
+    indptr = np.zeros(n_rows + 1, dtype=dtype)
+    np.cumsum(counts, out=indptr[1:])
     features = scipy.sparse.csr_matrix(
-        (values, index.astype(np.int32), indptr), shape=(n_rows, width)
+        (values, index.astype(dtype), indptr), shape=(n_rows, width), copy=False
     )
     return Batch(features=features, label=label, weight=weight, qid=qid)
 
@@ -230,6 +231,9 @@ def _read(
             if pending_bytes >= BATCH_BYTES:
                 yield concat(pending) if len(pending) > 1 else pending[0]
                 pending, pending_bytes = [], 0
+                # pyarrow's allocator caches the parsing intermediates of every thread;
+                # without this they add up to more than the parsed data.
+                pa.default_memory_pool().release_unused()
         if pending:
             yield concat(pending) if len(pending) > 1 else pending[0]
     except (_BlockError, pa.ArrowInvalid):
