@@ -14,7 +14,7 @@ import fcntl
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,6 +78,13 @@ class BuildResult:
             "wheel_bytes": self.wheel_bytes,
             "layers": [{"bytes": size, "created_by": by} for size, by in self.layers],
         }
+
+
+def _prefixed(log: Callable[[str], None], prefix: str) -> Callable[[str], None]:
+    def echo(line: str) -> None:
+        log(prefix + line)
+
+    return echo
 
 
 def dockerfiles_dir(source: Path) -> Path:
@@ -147,19 +154,25 @@ def exclusive(lock_path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def build_images(names: Iterable[str] | None, options: BuildOptions) -> list[BuildResult]:
+def build_images(
+    names: Iterable[str] | None, options: BuildOptions, *, prebuilt: Collection[str] = ()
+) -> list[BuildResult]:
     """Build *names* (default: all) and the parents they need, parents first.
 
     Tags each image ``PREFIX/NAME:VERSION`` and ``PREFIX/NAME:latest``; logs each image's size
-    and build time through ``options.log``. Builds sharing a cache run one at a time.
+    and build time through ``options.log``. Builds sharing a cache run one at a time. Parents
+    named in *prebuilt* (built earlier by the caller) are only resolved, not rebuilt; the
+    results cover the images actually built.
     """
     specs = build_order(names)
     ensure_engine()
     with exclusive(options.cache / "build.lock"):
-        return _build_all(specs, options)
+        return _build_all(specs, options, frozenset(prebuilt))
 
 
-def _build_all(specs: list[ImageSpec], options: BuildOptions) -> list[BuildResult]:
+def _build_all(
+    specs: list[ImageSpec], options: BuildOptions, prebuilt: frozenset[str]
+) -> list[BuildResult]:
     log = options.log
     if any(spec.parent is None for spec in specs) and not docker.image_exists(options.debian_base):
         bootstrap.bootstrap_base(
@@ -187,6 +200,10 @@ def _build_all(specs: list[ImageSpec], options: BuildOptions) -> list[BuildResul
             offline=options.offline,
         )
         locks[spec.name] = lock
+        if spec.name in prebuilt and docker.image_exists(
+            tags(spec.name, options.version, options.prefix)[0]
+        ):
+            continue
         context = prepare_context(
             spec,
             source=options.source,
@@ -206,12 +223,11 @@ def _build_all(specs: list[ImageSpec], options: BuildOptions) -> list[BuildResul
         build_args = {"BASE_IMAGE": options.debian_base}
         if spec.parent:
             build_args["BASE_IMAGE"] = tags(spec.parent, options.version, options.prefix)[0]
-        prefix = f"[{spec.name}] "
         docker.build(
             context,
             tags=image_tags,
             build_args=build_args,
-            on_line=(lambda line, p=prefix: log(p + line)) if options.echo_build else None,
+            on_line=_prefixed(log, f"[{spec.name}] ") if options.echo_build else None,
         )
         seconds = time.monotonic() - t0
         info = docker.inspect(image_tags[0])

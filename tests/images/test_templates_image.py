@@ -1,0 +1,86 @@
+"""Rendered templates in images: the BYOC project builds FROM our base, trains and serves;
+the TensorFlow BYOS script trains and serves in sagedock/tensorflow."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sagedock.templates.command import render
+from tests.fixtures.images import ImageSet
+from tests.images.support import detached, docker, http, run_container, wait_for_ping, write_tree
+
+pytestmark = pytest.mark.docker
+
+ROWS = b"0.5,-1.0\n1.0,1.0\n"
+EXPECTED = [4.5, 2.0]  # y = 3*x1 - 2*x2 + 1
+
+
+def _tree_with_sample_data(root: Path, project: Path, **hps: object) -> Path:
+    tree = write_tree(
+        root,
+        hyperparameters=hps,
+        channels={"train": {}, "validation": {}},
+        content_types={"train": "text/csv", "validation": "text/csv"},
+    )
+    for channel in ("train", "validation"):
+        for path in (project / "data" / channel).iterdir():
+            shutil.copy(path, tree / "input" / "data" / channel / path.name)
+    return tree
+
+
+def _predict(image: str, model_dir: Path) -> list[float]:
+    with detached(image, "serve", volumes={model_dir: "/opt/ml/model"}, container_port=8080) as box:
+        wait_for_ping(box)
+        resp = http(
+            box.url + "/invocations",
+            data=ROWS,
+            headers={"Content-Type": "text/csv", "Accept": "application/json"},
+        )
+        assert resp.status == 200, resp.body[:500]
+        assert box.stop(grace=30) == 0, box.logs()[-2000:]
+    return [float(v) for v in json.loads(resp.body)]
+
+
+def test_the_byoc_template_builds_from_our_base_trains_and_serves(
+    sagedock_images: ImageSet, tmp_path: Path
+) -> None:
+    project = tmp_path / "byoc"
+    render("byoc", project, name="byoc-test", base_image=sagedock_images.tag("base"))
+    tag = "sagedock-test/byoc-template:latest"
+    built = docker("build", "-q", "-t", tag, str(project), timeout=600)
+    assert built.returncode == 0, built.stderr[-3000:]
+    try:
+        tree = _tree_with_sample_data(tmp_path / "ml", project, l2=0.0)
+        # As SageMaker mounts them: the code baked into /opt/ml/code stays visible.
+        volumes = {tree / sub: f"/opt/ml/{sub}" for sub in ("input", "model", "output")}
+        out = run_container(tag, "train", volumes=volumes)
+        assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+        assert "validation_rmse=" in out.stdout + out.stderr
+        predictions = _predict(tag, tree / "model")
+        assert all(abs(g - w) < 0.3 for g, w in zip(predictions, EXPECTED, strict=True))
+    finally:
+        docker("rmi", "-f", tag, timeout=60)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_the_tensorflow_byos_template_trains_and_serves_in_the_tensorflow_image(
+    sagedock_images: ImageSet, tmp_path: Path
+) -> None:
+    image = sagedock_images.tag("tensorflow")
+    project = tmp_path / "tf"
+    render("byos", project, name="tf-test", framework="tensorflow")
+    hps = {"sagemaker_program": "train.py", "epochs": 150}
+    tree = _tree_with_sample_data(tmp_path / "ml", project, **hps)
+    for name in ("train.py", "inference.py", "requirements.txt"):
+        shutil.copy(project / name, tree / "code" / name)
+    out = run_container(image, "train", volumes={tree: "/opt/ml"}, timeout=600)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    assert (tree / "model" / "1" / "saved_model.pb").is_file()
+    assert (tree / "model" / "code" / "inference.py").is_file()
+    predictions = _predict(image, tree / "model")
+    assert all(abs(g - w) < 0.5 for g, w in zip(predictions, EXPECTED, strict=True))
