@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -33,9 +34,12 @@ CASES = [
 
 
 def _sagedock(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    # The local platform keeps its job and endpoint records under SAGEDOCK_LOCAL_DIR.
+    env = dict(os.environ, SAGEDOCK_LOCAL_DIR=str(cwd.parent / "local-state"))
     return subprocess.run(
         [sys.executable, "-m", "sagedock.toolkit", *args],
         cwd=cwd,
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,
