@@ -187,7 +187,7 @@ class ContainerHost:
 @dataclass
 class DockerBackend:
     """Each host is ``docker run IMAGE train`` on a user-defined network where the container
-    answers to its host name, with the host's tree mounted at ``/opt/ml``."""
+    answers to its host name, with the host's tree mounted under ``/opt/ml`` folder by folder."""
 
     name: str = "docker"
     network_interface: str = "eth0"
@@ -248,9 +248,9 @@ class DockerBackend:
             host,
             "--hostname",
             host,
-            "--volume",
-            f"{host_dir}:/opt/ml",
         ]
+        for source, target in _contract_mounts(host_dir):
+            cmd += ["--volume", f"{source}:{target}"]
         if host in self.addresses:
             cmd += ["--ip", self.addresses[host]]
         for peer, address in self.addresses.items():
@@ -284,3 +284,16 @@ class DockerBackend:
             _docker("rm", "--force", name, check=False)
         if self.network:
             _docker("network", "rm", self.network, check=False)
+
+
+def _contract_mounts(host_dir: Path) -> list[tuple[Path, str]]:
+    """One bind mount per folder of the host's tree (``input``, ``model``, ``output``, ...),
+    as SageMaker mounts them: mounting the whole tree at ``/opt/ml`` would hide what the image
+    keeps there, such as code baked into ``/opt/ml/code``. An empty ``code`` folder is left out
+    for the same reason."""
+    mounts = []
+    for child in sorted(host_dir.iterdir()):
+        if not child.is_dir() or (child.name == "code" and not any(child.iterdir())):
+            continue
+        mounts.append((child, f"/opt/ml/{child.name}"))
+    return mounts
