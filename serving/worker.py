@@ -15,6 +15,7 @@ loading worker answers every connection with 503 so that ``/ping`` never hangs.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import select
@@ -79,6 +80,10 @@ class ServingWorker(Worker):  # type: ignore[misc]
                 )
             except Exception as exc:
                 self._boot_failed(f"{type(exc).__name__}: {exc}", traceback=True)
+        # What boot loaded (modules, the model) lives as long as the worker: keep it out of the
+        # collector's full passes, the first of which would otherwise stall one request for
+        # ~100 ms a few thousand requests in (bench/RESULTS.md, "Serving").
+        gc.freeze()
         log.info("worker %d ready in %.2f s", self.slot, time.monotonic() - started)
 
     def _boot(self, runtime: Runtime) -> tuple[Any, Handler]:
