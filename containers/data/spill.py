@@ -138,8 +138,16 @@ class SpilledBatches(Sequence[Batch]):
         return len(self._entries)
 
     def _read(self, spec: _Array) -> np.ndarray:
-        flat = np.fromfile(
-            self._path, dtype=np.dtype(spec.dtype), count=spec.count, offset=spec.offset
+        if spec.count == 0:
+            return np.empty(spec.shape, dtype=np.dtype(spec.dtype))
+        # A read-only mapping of the file: no copy, and the pages leave this process's memory
+        # as soon as the consumer drops the array.
+        flat: np.ndarray = np.memmap(
+            self._path,
+            dtype=np.dtype(spec.dtype),
+            mode="r",
+            offset=spec.offset,
+            shape=(spec.count,),
         )
         if spec.fortran:
             return flat.reshape(spec.shape[::-1]).T

@@ -22,6 +22,7 @@ import dataclasses
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -353,6 +354,7 @@ def train_model(env: TrainingEnv, plan: Plan, inputs: Inputs, *, is_master: bool
     if plan.hyperparameters.kfold:
         _cross_validate(env, plan, inputs, num_cols=num_cols, is_master=is_master)
         return
+    started = time.monotonic()
     dtrain, dval = _matrices(
         plan,
         inputs.train.batches,
@@ -360,6 +362,11 @@ def train_model(env: TrainingEnv, plan: Plan, inputs: Inputs, *, is_master: bool
         num_cols,
     )
     inputs.close()
+    logger.info(
+        "built the %s in %.1f s",
+        "QuantileDMatrix" if xgb_data.wants_quantile(plan.params) else "DMatrix",
+        time.monotonic() - started,
+    )
     hps = plan.hyperparameters
     checkpoint_dir = env.checkpoint_dir if env.paths.checkpoint_config_file.is_file() else None
     xgb_model, start = cb.load_checkpoint(checkpoint_dir)
