@@ -1,10 +1,12 @@
 -- wrk script for bench/serving: POSTs the body file BENCH_BODY with BENCH_CONTENT_TYPE and
 -- prints one machine-readable summary line (latencies in microseconds).
-local path = os.getenv("BENCH_BODY")
-local file = assert(io.open(path, "rb"))
-wrk.method = "POST"
-wrk.body = file:read("*a")
-file:close()
+-- With BENCH_METHOD=GET it sends GETs without a body instead.
+wrk.method = os.getenv("BENCH_METHOD") or "POST"
+if wrk.method == "POST" then
+    local file = assert(io.open(os.getenv("BENCH_BODY"), "rb"))
+    wrk.body = file:read("*a")
+    file:close()
+end
 wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE") or "text/csv"
 wrk.headers["Accept"] = os.getenv("BENCH_ACCEPT") or "text/csv"
 
