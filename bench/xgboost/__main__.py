@@ -289,6 +289,13 @@ def bench_end_to_end(
 
 
 def report(loads: list[dict[str, Any]], e2e: dict[str, Any] | None, rows: int, cols: int) -> None:
+    if loads:
+        _report_loads(loads, rows, cols)
+    if e2e:
+        _report_e2e(e2e)
+
+
+def _report_loads(loads: list[dict[str, Any]], rows: int, cols: int) -> None:
     print(
         f"\n(a) load throughput and (c) peak memory, {rows} x {cols} (dense float32 "
         f"{rows * cols * 4 / 1e6:.0f} MB)"
@@ -305,6 +312,9 @@ def report(loads: list[dict[str, Any]], e2e: dict[str, Any] | None, rows: int, c
             f"| {r['format']} | {r['method']} | {r['file_mb']:.0f} | {r['seconds']:.2f} | "
             f"{r['mb_per_s']:.0f} | {vs_x} | {vs_p} | {r['peak_vs_dense']:.2f}x |"
         )
+
+
+def _report_e2e(e2e: dict[str, Any]) -> None:
     if e2e:
         print(
             f"\n(b) end to end, {e2e['rows']} x {e2e['cols']} CSV ({e2e['csv_mb']:.0f} MB), "
@@ -320,7 +330,7 @@ def report(loads: list[dict[str, Any]], e2e: dict[str, Any] | None, rows: int, c
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="bench/xgboost", description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=500_000, help="rows for (a) and (c)")
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows for (a) and (c); 0 skips")
     parser.add_argument("--cols", type=int, default=50)
     parser.add_argument("--e2e-rows", type=int, default=1_000_000, help="rows for (b); 0 skips")
     parser.add_argument("--rounds", type=int, default=50, help="boosting rounds for (b)")
@@ -335,8 +345,10 @@ def main() -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-xgboost-"))
     workdir.mkdir(parents=True, exist_ok=True)
     try:
-        print(f"(a)+(c) loading, {args.rows} x {args.cols}", flush=True)
-        loads = bench_loads(workdir, args.rows, args.cols, args.repeat)
+        loads = []
+        if args.rows:
+            print(f"(a)+(c) loading, {args.rows} x {args.cols}", flush=True)
+            loads = bench_loads(workdir, args.rows, args.cols, args.repeat)
         e2e = None
         if args.e2e_rows:
             print(
