@@ -17,18 +17,18 @@ import csv as stdlib_csv
 import io
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 import numpy as np
 
 from sagedock.toolkit.errors import UserError
 
-from ._io import PrefixedStream, close_source, text_source
+from ._io import PrefixedStream
+from ._parallel import ordered_map
 from .batch import Batch
 
-#: Bytes of CSV text pyarrow parses per block. Small blocks keep the reader's read-ahead
-#: small (it holds several blocks and their parsed columns at once).
-DEFAULT_BLOCK_SIZE = 1 << 20
+#: Bytes of CSV text per chunk; chunks are parsed in parallel, a few in flight at a time.
+DEFAULT_BLOCK_SIZE = 4 << 20
 #: Blocks are joined into batches of about this many bytes of float32 values.
 BATCH_BYTES = 32 << 20
 #: Characters of the first line the delimiter is sniffed from.
@@ -112,10 +112,7 @@ def _describe_problem(
             continue
         fields = next(stdlib_csv.reader([text], delimiter=delimiter), [])
         if len(fields) != ncols:
-            return (
-                f"{name}: line {line_no}: expected {ncols} columns like the first line, "
-                f"found {len(fields)}"
-            )
+            return f"{name}: line {line_no}: expected {ncols} columns, found {len(fields)}"
         for column, value in enumerate(fields, start=1):
             stripped = value.strip()
             if not stripped:
@@ -152,19 +149,38 @@ def _data_error(
 # -- the fast path ---------------------------------------------------------------------------
 
 
-def _options(delimiter: str, ncols: int, block_size: int) -> tuple[Any, Any, Any]:
+def _options(delimiter: str, ncols: int) -> tuple[Any, Any, Any]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    read = pacsv.ReadOptions(
-        autogenerate_column_names=True, block_size=block_size, use_threads=True
-    )
+    # One thread per chunk: the chunks themselves are parsed in parallel (pyarrow's streaming
+    # reader parses its blocks one after the other).
+    read = pacsv.ReadOptions(autogenerate_column_names=True, use_threads=False)
     parse = pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=True)
     convert = pacsv.ConvertOptions(
         column_types={f"f{i}": pa.float32() for i in range(ncols)},
         strings_can_be_null=False,
     )
     return read, parse, convert
+
+
+def _chunks(stream: BinaryIO, size: int) -> Iterator[bytes]:
+    """*stream* in pieces of about *size* bytes, each ending at a line end (a final line
+    without one gets it)."""
+    carry = b""
+    while True:
+        data = stream.read(size)
+        if not data:
+            if carry.strip():
+                yield carry if carry.endswith(b"\n") else carry + b"\n"
+            return
+        data = carry + data if carry else data
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            carry = data  # one line longer than a chunk: read on
+            continue
+        carry = data[cut:]
+        yield data[:cut]
 
 
 def _to_float32(column: Any) -> np.ndarray:
@@ -200,8 +216,12 @@ def _to_batch(record_batches: list[Any], lead: int, labelled: bool) -> Batch:
     return Batch(features=features, label=label, weight=weight)
 
 
+class _ColumnCount(Exception):
+    pass
+
+
 def _stream_batches(
-    source: Any,
+    source: BinaryIO,
     name: str,
     delimiter: str,
     ncols: int,
@@ -210,31 +230,35 @@ def _stream_batches(
     block_size: int,
     diagnose: Path | bytes | None,
 ) -> Iterator[Batch]:
+    """Batches of the CSV byte stream *source*: chunks of *block_size* bytes parsed in
+    parallel (in order), joined into batches of about :data:`BATCH_BYTES`."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    read, parse, convert = _options(delimiter, ncols, block_size)
-    try:
-        reader = pacsv.open_csv(
-            source, read_options=read, parse_options=parse, convert_options=convert
+    read, parse, convert = _options(delimiter, ncols)
+
+    def parse_chunk(chunk: bytes) -> Any:
+        table = pacsv.read_csv(
+            pa.BufferReader(chunk), read_options=read, parse_options=parse, convert_options=convert
         )
-        if len(reader.schema) != ncols:
-            raise UserError(
-                f"{name}: has {len(reader.schema)} columns, but the first file of the channel "
-                f"has {ncols}; every file must have the same columns"
-            )
+        if table.num_columns != ncols:
+            raise _ColumnCount
+        return table
+
+    try:
         target_rows = max(1024, BATCH_BYTES // (4 * ncols))
         pending: list[Any] = []
         pending_rows = 0
-        for record_batch in reader:
-            pending.append(record_batch)
-            pending_rows += record_batch.num_rows
+        for table in ordered_map(parse_chunk, _chunks(source, block_size)):
+            for record_batch in table.to_batches():
+                pending.append(record_batch)
+                pending_rows += record_batch.num_rows
             if pending_rows >= target_rows:
                 yield _checked(_to_batch(pending, lead, labelled))
                 pending, pending_rows = [], 0
         if pending:
             yield _checked(_to_batch(pending, lead, labelled))
-    except (pa.ArrowInvalid, _MissingLabel) as exc:
+    except (pa.ArrowInvalid, _MissingLabel, _ColumnCount) as exc:
         if diagnose is None:
             raise UserError(f"{name}: could not be read as CSV: {exc}") from None
         raise _data_error(diagnose, name, delimiter, ncols, labelled, exc) from None
@@ -282,13 +306,10 @@ def read_csv_files(
             )
         )
     for path in files:
-        source = text_source(path)
-        try:
+        with path.open("rb") as source:
             yield from _stream_batches(
                 source, path.name, delimiter, ncols, lead, True, block_size, path
             )
-        finally:
-            close_source(source)
 
 
 def read_csv_stream(
@@ -314,7 +335,7 @@ def read_csv_stream(
     ncols = _count_fields(text, delimiter)
     if ncols < minimum:
         raise UserError(f"{name}: the first row has {ncols} column(s); expected at least {minimum}")
-    source = io.BufferedReader(PrefixedStream(first, stream), buffer_size=1 << 20)
+    source = cast(BinaryIO, PrefixedStream(first, stream))
     yield from _stream_batches(source, name, delimiter, ncols, lead, True, block_size, None)
 
 
@@ -332,10 +353,8 @@ def parse_csv_payload(body: bytes | str) -> np.ndarray:
     first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace")
     delimiter = sniff_payload_delimiter(first)
     ncols = _count_fields(first, delimiter)
-    import pyarrow as pa
-
     batches = list(
-        _stream_batches(pa.BufferReader(data), "request", delimiter, ncols, 0, False, 1 << 26, data)
+        _stream_batches(io.BytesIO(data), "request", delimiter, ncols, 0, False, 1 << 26, data)
     )
     if not batches:
         return np.empty((0, ncols), dtype=np.float32)
