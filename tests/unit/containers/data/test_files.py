@@ -37,12 +37,10 @@ def test_files_deeper_than_three_levels_are_ignored_with_a_warning(
     assert "exceeds the limit 3" in caplog.text and "deep.csv" in caplog.text
 
 
-def test_shared_subdirs_fixture_beyond_depth_three_yields_no_data(shared_testdata: Path) -> None:
+def test_data_only_below_depth_three_yields_no_data(tmp_path: Path) -> None:
     # SageMaker's own test case: abalone-subdirs/dir1/dir2/dir3/dir4/file gives no data.
-    root = shared_testdata / "xgboost" / "abalone-subdirs" / "dir1"
-    if not root.exists():
-        pytest.skip("abalone-subdirs is not part of the shared copy")
-    assert list_data_files(root) == []
+    _touch(tmp_path / "dir1" / "dir2" / "dir3" / "dir4" / "abalone.train")
+    assert list_data_files(tmp_path / "dir1") == []
 
 
 def test_a_hidden_file_anywhere_is_refused_with_sagemakers_message(tmp_path: Path) -> None:
