@@ -105,6 +105,16 @@ def from_exception(error: BaseException) -> Outcome:
     return Outcome(1, fit_reason(headline, lines[:-1]))
 
 
+def clear_previous(paths: MlPaths) -> None:
+    """Remove ``success`` / ``failure`` left by an earlier run in the same tree, so that what
+    :func:`report` finds afterwards was written by this run (a program's own failure file
+    included)."""
+    for leftover in (paths.success_file, paths.failure_file):
+        if leftover.is_file():
+            log.info("removing %s left by an earlier run", leftover)
+            leftover.unlink()
+
+
 def report(outcome: Outcome, paths: MlPaths) -> int:
     """Write ``output/success`` or ``output/failure`` (unless one exists already) and log the
     result; returns the exit code."""

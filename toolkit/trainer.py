@@ -34,7 +34,7 @@ from .install import install_package, install_requirements
 from .launch.plan import plan_command
 from .launch.process import run
 from .launch.program import EntryKind, Program
-from .outcome import SUCCESS, Outcome, from_completed, from_exception, report
+from .outcome import SUCCESS, Outcome, clear_previous, from_completed, from_exception, report
 from .paths import MlPaths
 from .signals import DEFAULT_GRACE_SECONDS, stop_signals_raise
 from .sources import fetch_code
@@ -84,6 +84,7 @@ def train(environ: Mapping[str, str] | None = None, *, algorithm: str | None = N
     """
     env_map = os.environ if environ is None else environ
     paths = MlPaths.from_env(env_map)
+    clear_previous(paths)
     try:
         with stop_signals_raise():
             settings = TrainSettings.resolve(env_map, algorithm=algorithm)

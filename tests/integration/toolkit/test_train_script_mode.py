@@ -87,6 +87,15 @@ def test_failure_file_written_by_the_script_is_kept(tmp_path: Path) -> None:
     assert job.failure == "my reason"
 
 
+def test_a_rerun_in_the_same_tree_reports_only_its_own_outcome(tmp_path: Path) -> None:
+    job = make_job(tmp_path / "ml", code={"train.py": "import sys\nsys.exit(4)\n"})
+    assert job.run().returncode == 4
+    assert job.failure is not None
+    (job.code_dir / "train.py").write_text("print('fixed')\n")
+    assert job.run().returncode == 0
+    assert job.succeeded and job.failure is None
+
+
 def test_malformed_json_names_the_file_line_and_column(tmp_path: Path) -> None:
     job = make_job(tmp_path / "ml", code={"train.py": DUMP_SCRIPT})
     (job.config_dir / "hyperparameters.json").write_text('{\n  "epochs": "3",\n  "lr": 0.1,,\n}')
