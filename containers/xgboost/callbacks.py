@@ -173,9 +173,12 @@ class SaveModelEachRound(xgboost.callback.TrainingCallback):
     def __init__(self, model_dir: Path, name: str = MODEL_NAME) -> None:
         super().__init__()
         self.path = model_dir / name
+        self.saved = False
+        """Whether a model has been saved (by this callback, in this run)."""
 
     def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
         _atomic_save(model, self.path)
+        self.saved = True
         return False
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import re
@@ -35,6 +36,7 @@ from sagedock.containers.data.batch import Batch, concat
 from sagedock.containers.data.content_types import parse_content_type
 from sagedock.containers.data.files import list_data_files, require_data, warn_identical_files
 from sagedock.toolkit.errors import AlgorithmError, SagedockError, UserError
+from sagedock.toolkit.outcome import SUCCESS, Outcome
 from sagedock.toolkit.signals import TrainingStopped
 
 from . import callbacks as cb
@@ -44,6 +46,7 @@ from .channels import TRAIN, VALIDATION, validate_channels
 from .distributed import Group, agree_on_hosts_with_data, communicator, tracker_port
 from .hyperparameters import DEFAULT_OBJECTIVE, Hyperparameters, validate
 from .metrics import MetricInputError, evaluate, is_maximized, split_metrics
+from .stopping import StopGuard, blocked_outcome, stop_when_blocked
 
 if TYPE_CHECKING:
     from sagedock.toolkit.env import TrainingEnv
@@ -274,6 +277,16 @@ def stop_saves_model(enabled: bool, model_dir: Path) -> Iterator[None]:
         raise SystemExit(0) from None
 
 
+def _keep_saved_model(saver: cb.SaveModelEachRound, model_dir: Path, signum: int) -> Outcome:
+    """The outcome of a stop that the main thread could not act on (blocked in the
+    collective): as :func:`stop_saves_model` once a round's model has been saved."""
+    if not saver.saved:
+        return blocked_outcome(signum)
+    logger.info("stopped by a signal: keeping the model of the last finished round")
+    cb.keep_only_models(model_dir)
+    return SUCCESS
+
+
 def _matrices(
     plan: Plan, train: Sequence[Batch], validation: Sequence[Batch] | None, num_cols: int
 ) -> tuple[Any, Any]:
@@ -342,8 +355,16 @@ def _train_once(
         )
 
 
-def train_model(env: TrainingEnv, plan: Plan, inputs: Inputs, *, is_master: bool) -> None:
-    """Train on this host's data (inside the collective group when there are several hosts)."""
+def train_model(
+    env: TrainingEnv,
+    plan: Plan,
+    inputs: Inputs,
+    *,
+    is_master: bool,
+    stop_guard: StopGuard | None = None,
+) -> None:
+    """Train on this host's data (inside the collective group when there are several hosts;
+    *stop_guard* then learns how a stop keeps the model of ``save_model_on_termination``)."""
     assert inputs.train is not None
     num_cols = max(inputs.train.num_cols, inputs.validation.num_cols if inputs.validation else 0)
     logger.info(
@@ -374,7 +395,10 @@ def train_model(env: TrainingEnv, plan: Plan, inputs: Inputs, *, is_master: bool
     if checkpoint_dir is not None and is_master:
         callbacks.append(cb.SaveCheckpoint(checkpoint_dir, start_iteration=start))
     if hps.save_model_on_termination and is_master:
-        callbacks.append(cb.SaveModelEachRound(env.model_dir))
+        saver = cb.SaveModelEachRound(env.model_dir)
+        callbacks.append(saver)
+        if stop_guard is not None:
+            stop_guard.outcome = functools.partial(_keep_saved_model, saver, env.model_dir)
     callbacks += _early_stopping(plan, has_validation=dval is not None)
     with stop_saves_model(hps.save_model_on_termination, env.model_dir):
         booster = _train_once(
@@ -528,7 +552,10 @@ def _train_distributed(
     def resolve(name: str) -> str:
         return str(resolve_host(name))
 
-    included = agree_on_hosts_with_data(hosts, current, has_data, port, resolve)
+    # A host waiting in the collective for a slow or stopped host sits in one native call,
+    # where Python never runs the handler of a stop signal: the guard acts on it instead.
+    with stop_when_blocked(env.paths):
+        included = agree_on_hosts_with_data(hosts, current, has_data, port, resolve)
     if not included:
         raise UserError(
             f"No data in training channel path {inputs.train_path} on any of the hosts "
@@ -541,5 +568,5 @@ def _train_distributed(
     if len(included) == 1:
         train_model(env, plan, inputs, is_master=True)
         return
-    with communicator(group, port + 1, resolve):
-        train_model(env, plan, inputs, is_master=group.is_master)
+    with stop_when_blocked(env.paths) as guard, communicator(group, port + 1, resolve):
+        train_model(env, plan, inputs, is_master=group.is_master, stop_guard=guard)
