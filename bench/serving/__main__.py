@@ -246,8 +246,8 @@ def time_after_idle(fn: Callable[[], Any], seconds: float, idle: float = IDLE_GA
 
 
 def model_load_seconds(model_dir: Path, repeat: int) -> float:
-    """Import of the user module + ``model_fn`` in a fresh interpreter (median of *repeat*):
-    what the model itself costs at start, whatever serves it."""
+    """Import of the user module + ``model_fn`` in a fresh interpreter (best of *repeat*,
+    like the cold starts): what the model itself costs at start, whatever serves it."""
     code = (
         "import sys, time\n"
         "start = time.perf_counter()\n"
@@ -262,7 +262,7 @@ def model_load_seconds(model_dir: Path, repeat: int) -> float:
             [sys.executable, "-c", code], check=True, capture_output=True, text=True
         ).stdout
         times.append(float(out.strip().splitlines()[-1]))
-    return statistics.median(times)
+    return min(times)
 
 
 # -- the stacks --------------------------------------------------------------------------------
