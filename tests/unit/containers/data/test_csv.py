@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any, BinaryIO, cast
 
 import numpy as np
 import pytest
@@ -54,7 +55,8 @@ def test_several_files_are_read_in_order_in_blocks(
     b = write_csv(tmp_path / "b.csv", data.x[1000:], data.y[1000:])
     batches = list(read_csv_files([a, b], block_size=16 << 10))
     assert len(batches) == 3  # 1024-row batches: 1000 rows of a.csv, 2000 of b.csv
-    assert all(batch.features.flags.f_contiguous for batch in batches)
+    # Row-major: XGBoost reads the rows of every batch in each of its passes.
+    assert all(batch.features.flags.c_contiguous for batch in batches)
     x = np.concatenate([b.features for b in batches])
     np.testing.assert_allclose(x, data.x, rtol=1e-6)
     y = np.concatenate([b.label for b in batches])  # type: ignore[misc]
@@ -166,3 +168,44 @@ def test_payload_has_no_label_column() -> None:
 def test_payload_errors_name_the_line() -> None:
     with pytest.raises(UserError, match=r"^request: line 2: expected 3 columns"):
         parse_csv_payload(b"1,2,3\n4,5\n")
+
+
+def test_blank_lines_filling_whole_chunks_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "gaps.csv"
+    path.write_text("1,2,3\n4,5,6\n" + "\n" * 40 + "7,8,9\n" + "\n" * 40)
+    x, y, _ = _read([path], block_size=16)  # several chunks hold nothing but line ends
+    assert y.tolist() == [1.0, 4.0, 7.0]
+    assert x.tolist() == [[2.0, 3.0], [5.0, 6.0], [8.0, 9.0]]
+
+
+def test_values_are_rounded_to_the_nearest_float32(tmp_path: Path) -> None:
+    texts = ["0.1", "16777217", "3.4028235e38", "1e-45", "-2.5", "0.30000001192092896"]
+    path = tmp_path / "round.csv"
+    path.write_text("".join(f"1,{t}\n" for t in texts))
+    x, _, _ = _read([path])
+    assert x[:, 0].tolist() == [float(np.float32(t)) for t in texts]
+
+
+class _Trickle(io.RawIOBase):
+    """A pipe that hands out at most 7 bytes per read."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._data = memoryview(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(7, len(buffer), len(self._data))
+        buffer[:count] = self._data[:count]
+        self._data = self._data[count:]
+        return count
+
+
+def test_pipe_stream_of_short_reads_is_read_whole() -> None:
+    data = make_dataset("binary", rows=300, cols=4)
+    buffer = io.BytesIO()
+    np.savetxt(buffer, np.column_stack([data.y, data.x]), delimiter=",", fmt="%.9g")
+    batches = list(read_csv_stream(cast(BinaryIO, _Trickle(buffer.getvalue())), block_size=1024))
+    np.testing.assert_allclose(np.concatenate([b.features for b in batches]), data.x, rtol=1e-6)
