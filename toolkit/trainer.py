@@ -17,6 +17,7 @@ Every way of ending goes through :mod:`sagedock.toolkit.outcome`.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import logging
@@ -114,7 +115,12 @@ def run_job(env: TrainingEnv, environ: Mapping[str, str], settings: TrainSetting
         return run_script(env, environ, settings)
     if settings.algorithm:
         log.info("running the algorithm %s", settings.algorithm)
-        load_algorithm(settings.algorithm)(env)
+        algorithm = load_algorithm(settings.algorithm)
+        # What the algorithm imported (xgboost alone brings scipy, pandas and scikit-learn) lives
+        # as long as the process: frozen, it is left out of every later garbage collection,
+        # the interpreter's full collections at exit included (0.3 s for xgboost).
+        gc.freeze()
+        algorithm(env)
         return SUCCESS
     raise UserError(
         "nothing to train: name a program (SAGEMAKER_PROGRAM or the sagemaker_program "
