@@ -6,7 +6,9 @@
     (``read_csv`` / ``read_parquet`` -> ``DMatrix``) on the same files.
 (b) ``sagedock train --algorithm xgboost`` end to end against a bare ``xgboost.train`` script
     (XGBoost's CSV loader, the same parameters, the same train watchlist, model saved) on the
-    same CSV: wall time of the whole process, and the overhead ratio (target <= 1.10).
+    same CSV: wall time of the whole process, the overhead ratio (target <= 1.10), and the
+    median seconds of each phase (from the job log's timestamps, and from time stamps the bare
+    script prints at the end).
 (c) Peak memory of loading (peak RSS during the load minus RSS before it) against the size of
     the data as a dense float32 matrix (target <= 1.5x).
 
@@ -18,8 +20,11 @@ Every measurement runs in a fresh child process (so peak RSS belongs to one load
 from __future__ import annotations
 
 import argparse
+import datetime
+import itertools
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -218,19 +223,68 @@ def bench_loads(workdir: Path, rows: int, cols: int, repeat: int) -> list[dict[s
 # -- (b): end to end ---------------------------------------------------------------------------
 
 BARE_SCRIPT = """
-import sys, xgboost as xgb
+import sys, time
+marks = [("import", time.time())]
+import xgboost as xgb
+marks.append(("load", time.time()))
 train_csv, model, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
 dtrain = xgb.DMatrix(f"{train_csv}?format=csv&label_column=0")
+marks.append(("train", time.time()))
 params = {"objective": "binary:logistic", "max_depth": 6, "eta": 0.3, "tree_method": "hist"}
 booster = xgb.train(params, dtrain, rounds, evals=[(dtrain, "train")], verbose_eval=True)
+marks.append(("save", time.time()))
 booster.save_model(model)
+marks.append(("exit", time.time()))
+print("MARKS", *(f"{name}={t!r}" for name, t in marks), file=sys.stderr)
 """
 
+#: Where each phase of ``sagedock train`` starts: the first job log line matching the text.
+OUR_PHASES = (
+    ("import", "running the algorithm"),
+    ("read", "channel train:"),
+    ("matrix", "Train matrix has"),
+    ("train", "built the "),
+    ("save", "Stored trained model"),
+    ("exit", "training succeeded"),
+)
+_LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 
-def _timed(command: list[str], env: dict[str, str]) -> float:
+
+def _marks(stderr: str, ours: bool) -> list[tuple[str, float]]:
+    """``(phase, wall-clock start)`` of each phase the process logged."""
+    if not ours:
+        for line in stderr.splitlines():
+            if line.startswith("MARKS "):
+                pairs = (item.split("=", 1) for item in line.split()[1:])
+                return [(name, float(value)) for name, value in pairs]
+        return []
+    found = []
+    phases = iter(OUR_PHASES)
+    name, text = next(phases)
+    for line in stderr.splitlines():
+        match = _LOG_TIME.match(line)
+        if match and text in line:
+            stamp = datetime.datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f")
+            found.append((name, stamp.timestamp()))
+            name, text = next(phases, ("", "\0"))
+    return found
+
+
+def _timed(
+    command: list[str], env: dict[str, str], *, ours: bool
+) -> tuple[float, dict[str, float]]:
+    """Wall time of *command*, and seconds per phase (``start`` = interpreter start-up and
+    whatever runs before the first phase the process reports; the last phase ends when the
+    process has exited)."""
+    began = time.time()
     start = time.perf_counter()
-    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    return time.perf_counter() - start
+    done = subprocess.run(
+        command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    seconds = time.perf_counter() - start
+    marks = [("start", began), *_marks(done.stderr, ours), ("", began + seconds)]
+    phases = {name: max(0.0, nxt - at) for (name, at), (_, nxt) in itertools.pairwise(marks)}
+    return seconds, phases
 
 
 def bench_end_to_end(
@@ -269,9 +323,15 @@ def bench_end_to_end(
     bare_cmd = [sys.executable, str(script), str(csv_path), str(base / "bare-model"), str(rounds)]
     ours_cmd = [sys.executable, "-m", "sagedock.toolkit", "train", "--algorithm", "xgboost"]
     bare_times, ours_times = [], []
+    bare_phases: list[dict[str, float]] = []
+    ours_phases: list[dict[str, float]] = []
     for _ in range(repeat):  # interleaved, so both see the same machine load
-        bare_times.append(_timed(bare_cmd, env))
-        ours_times.append(_timed(ours_cmd, ours_env))
+        seconds, phases = _timed(bare_cmd, env, ours=False)
+        bare_times.append(seconds)
+        bare_phases.append(phases)
+        seconds, phases = _timed(ours_cmd, ours_env, ours=True)
+        ours_times.append(seconds)
+        ours_phases.append(phases)
         print(f"  bare {bare_times[-1]:.1f} s   sagedock {ours_times[-1]:.1f} s", flush=True)
     return {
         "rows": rows,
@@ -280,9 +340,16 @@ def bench_end_to_end(
         "csv_mb": csv_path.stat().st_size / 1e6,
         "bare": bare_times,
         "sagedock": ours_times,
+        "bare_phases": _median_phases(bare_phases),
+        "sagedock_phases": _median_phases(ours_phases),
         "ratio_median": statistics.median(ours_times) / statistics.median(bare_times),
         "ratio_best": min(ours_times) / min(bare_times),
     }
+
+
+def _median_phases(runs: list[dict[str, float]]) -> dict[str, float]:
+    names = list(dict.fromkeys(name for run in runs for name in run))
+    return {name: statistics.median(run.get(name, 0.0) for run in runs) for name in names}
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -322,6 +389,12 @@ def _report_e2e(e2e: dict[str, Any]) -> None:
         )
         print(f"  bare xgboost.train script: {', '.join(f'{t:.1f}' for t in e2e['bare'])} s")
         print(f"  sagedock train:            {', '.join(f'{t:.1f}' for t in e2e['sagedock'])} s")
+        for side in ("bare", "sagedock"):
+            phases = e2e[f"{side}_phases"]
+            print(
+                f"  {side} phases (median s): "
+                + "  ".join(f"{name} {seconds:.2f}" for name, seconds in phases.items())
+            )
         print(
             f"  overhead ratio (median): {e2e['ratio_median']:.3f}   (best): "
             f"{e2e['ratio_best']:.3f}   target <= 1.10"
