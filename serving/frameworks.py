@@ -31,10 +31,10 @@ def _onnx_detect(model_dir: Path) -> bool:
     return _only(model_dir, ".onnx") is not None
 
 
-def _onnx_model_fn(model_dir: Path) -> Any:
+def _onnx_model_fn(model_dir: str | Path) -> Any:
     import onnxruntime
 
-    path = _only(model_dir, ".onnx")
+    path = _only(Path(model_dir), ".onnx")
     assert path is not None
     options = onnxruntime.SessionOptions()
     return onnxruntime.InferenceSession(
@@ -73,10 +73,10 @@ def _torchscript_detect(model_dir: Path) -> bool:
     return _torchscript_file(model_dir) is not None
 
 
-def _torchscript_model_fn(model_dir: Path) -> Any:
+def _torchscript_model_fn(model_dir: str | Path) -> Any:
     import torch
 
-    path = _torchscript_file(model_dir)
+    path = _torchscript_file(Path(model_dir))
     assert path is not None
     model = torch.jit.load(str(path), map_location="cpu")
     model.eval()
@@ -105,10 +105,10 @@ def _xgboost_detect(model_dir: Path) -> bool:
     return _xgboost_file(model_dir) is not None
 
 
-def _xgboost_model_fn(model_dir: Path) -> Any:
+def _xgboost_model_fn(model_dir: str | Path) -> Any:
     import xgboost
 
-    path = _xgboost_file(model_dir)
+    path = _xgboost_file(Path(model_dir))
     assert path is not None
     booster = xgboost.Booster()
     booster.load_model(str(path))

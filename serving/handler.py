@@ -263,8 +263,10 @@ class FrameworkDefaults:
     """Defaults a framework contributes for model directories it recognises.
 
     :param name: shown in logs (``"onnx"``).
-    :param detect: True when a model directory holds exactly this framework's model.
-    :param hooks: usually ``model_fn`` and ``predict_fn``; may add ``input_fn`` etc.
+    :param detect: True when a model directory (a ``Path``) holds exactly this framework's
+        model.
+    :param hooks: usually ``model_fn`` and ``predict_fn``; may add ``input_fn`` etc. Like
+        every loading hook, ``model_fn`` gets ``model_dir`` as a ``str``.
     """
 
     name: str
@@ -517,6 +519,9 @@ class Handler:
         """Run ``pre_model_fn``, ``model_fn`` and ``model_warmup_fn`` for *model_dir*; the
         model bound to its hooks.
 
+        The loading hooks get ``model_dir`` as a ``str``, as AWS's toolkits pass it (user code
+        writes ``model_dir + "/model.pth"``); ``context.model_dir`` is the ``Path``.
+
         :raises UserError: no ``model_fn`` applies, or a hook has an unusable signature.
         :raises HookFailed: a loading hook raised (the message names it).
         """
@@ -527,11 +532,12 @@ class Handler:
         bound = {name: bind_hook(fn, name, source) for name, (fn, source) in chosen.items()}
         if "model_fn" not in bound:
             raise UserError(_no_model_fn_message(model_dir, self.frameworks))
+        where = str(model_dir)
         if "pre_model_fn" in bound:
-            _call("pre_model_fn", bound["pre_model_fn"], model_dir, context)
-        model = _call("model_fn", bound["model_fn"], model_dir, context)
+            _call("pre_model_fn", bound["pre_model_fn"], where, context)
+        model = _call("model_fn", bound["model_fn"], where, context)
         if "model_warmup_fn" in bound:
-            _call("model_warmup_fn", bound["model_warmup_fn"], model_dir, model, context)
+            _call("model_warmup_fn", bound["model_warmup_fn"], where, model, context)
         sources = {name: source for name, (_, source) in chosen.items()}
         if "transform_fn" not in bound and "predict_fn" not in bound:
             bound["predict_fn"], sources["predict_fn"] = _generic_predict(model)

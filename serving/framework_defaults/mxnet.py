@@ -43,7 +43,7 @@ def detect(model_dir: Path) -> bool:
     return export_files(model_dir) is not None
 
 
-def model_fn(model_dir: Path) -> Any:
+def model_fn(model_dir: str | Path) -> Any:
     import mxnet as mx
 
     export = export_files(Path(model_dir))

@@ -57,7 +57,7 @@ class SavedModel:
     path: Path
 
 
-def model_fn(model_dir: Path) -> SavedModel:
+def model_fn(model_dir: str | Path) -> SavedModel:
     import tensorflow as tf
 
     path = saved_model_dir(Path(model_dir))

@@ -45,7 +45,7 @@ def detect(model_dir: Path) -> bool:
     return pickle_file(model_dir) is not None
 
 
-def model_fn(model_dir: Path) -> Any:
+def model_fn(model_dir: str | Path) -> Any:
     import torch
 
     model_dir = Path(model_dir)

@@ -17,7 +17,8 @@ PIPELINE = """
     import json
 
     def model_fn(model_dir):
-        return {"bias": float((model_dir / "bias.txt").read_text())}
+        with open(model_dir + "/bias.txt") as f:  # model_dir is a str, as on AWS
+            return {"bias": float(f.read())}
 
     def input_fn(body, content_type):
         assert isinstance(body, str), type(body)

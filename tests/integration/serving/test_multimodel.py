@@ -17,6 +17,7 @@ MME_CODE = """
     LOADS = Path(os.environ["TEST_LOADS"])
 
     def model_fn(model_dir, context):
+        model_dir = Path(model_dir)
         with open(LOADS, "a") as log:
             log.write(context.model_name + "\\n")
         size_file = model_dir / "size_mb"

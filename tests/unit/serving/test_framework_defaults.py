@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sagedock.serving.framework_defaults import mxnet, tensorflow, torch_pickle
-from sagedock.serving.handler import default_defaults
+from sagedock.serving.handler import Handler, default_defaults
 from sagedock.toolkit.errors import UserError
 
 
@@ -62,6 +62,39 @@ def test_mxnet_without_params_or_with_two_symbols_is_not_detected(tmp_path: Path
     _touch(tmp_path / "net-0000.params")
     _touch(tmp_path / "b-symbol.json")
     assert not mxnet.detect(tmp_path)
+
+
+def _onnx_linear(path: Path) -> None:
+    """A tiny ONNX model: y = x @ [[1], [1]] + 0.5."""
+    import numpy as np
+
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["xw"]),
+            helper.make_node("Add", ["xw", "b"], ["y"]),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])],
+        initializer=[
+            numpy_helper.from_array(np.ones((2, 1), np.float32), "w"),
+            numpy_helper.from_array(np.array([0.5], np.float32), "b"),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def test_onnx_defaults_load_from_the_str_model_dir_the_handler_passes(tmp_path: Path) -> None:
+    _onnx_linear(tmp_path / "model.onnx")
+    predictor = Handler([], frameworks=default_defaults()).load(tmp_path)
+    assert predictor.sources["model_fn"] == "onnx defaults"
+    assert predictor.invoke(b"[[1, 2]]", "application/json", None).body == b"[[3.5]]"
 
 
 torch = pytest.importorskip("torch")
@@ -123,3 +156,16 @@ def test_a_pickled_module_whose_class_is_gone_names_the_fix(
     (elsewhere / "gone_module_for_test.py").unlink()
     with pytest.raises(UserError, match=r"cannot be imported.*torch\.jit\.script"):
         torch_pickle.model_fn(model_dir)
+
+
+def test_torchscript_defaults_load_from_the_str_model_dir_the_handler_passes(
+    tmp_path: Path,
+) -> None:
+    class AddHalf(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.sum(dim=1, keepdim=True) + 0.5
+
+    torch.jit.script(AddHalf()).save(str(tmp_path / "model.pt"))
+    predictor = Handler([], frameworks=default_defaults()).load(tmp_path)
+    assert predictor.sources["model_fn"] == "torchscript defaults"
+    assert predictor.invoke(b"[[1, 2]]", "application/json", None).body == b"[[3.5]]"

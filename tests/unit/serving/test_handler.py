@@ -160,6 +160,46 @@ def test_load_hooks_run_in_order(tmp_path: Path) -> None:
     assert calls == ["pre", "model", "warm m"]
 
 
+def test_loading_hooks_get_model_dir_as_a_str_like_aws(tmp_path: Path) -> None:
+    (tmp_path / "weights.txt").write_text("42")
+    seen: list[Any] = []
+
+    def pre_model_fn(model_dir):  # type: ignore[no-untyped-def]
+        seen.append(model_dir)
+
+    def model_fn(model_dir):  # type: ignore[no-untyped-def]
+        with open(model_dir + "/weights.txt") as f:  # what AWS users write
+            return int(f.read())
+
+    def model_warmup_fn(model_dir, model, context):  # type: ignore[no-untyped-def]
+        seen.append((model_dir, model, context.model_dir))
+
+    loaded = Handler(
+        [
+            layer(
+                pre_model_fn=pre_model_fn,
+                model_fn=model_fn,
+                model_warmup_fn=model_warmup_fn,
+                predict_fn=lambda data, model: data,
+            )
+        ]
+    ).load(tmp_path)
+    assert loaded.model == 42
+    assert seen == [str(tmp_path), (str(tmp_path), 42, tmp_path)]
+    assert type(seen[0]) is str
+
+
+def test_framework_default_model_fns_get_the_str_too(tmp_path: Path) -> None:
+    received: list[Any] = []
+    framework = FrameworkDefaults(
+        "fw",
+        lambda d: isinstance(d, Path),
+        {"model_fn": lambda d: received.append(d) or "m", "predict_fn": lambda x, m: x},
+    )
+    Handler([], frameworks=DefaultsRegistry([framework])).load(tmp_path)
+    assert received == [str(tmp_path)]
+
+
 def test_a_failing_model_fn_names_the_hook(tmp_path: Path) -> None:
     def model_fn(model_dir: Path) -> Any:
         raise OSError("disk gone")

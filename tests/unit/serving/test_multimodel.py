@@ -27,10 +27,11 @@ def setup(tmp_path: Path, budget_mb: int) -> tuple[ModelManager, list[str]]:
     memory = FakeMemory()
     loads: list[str] = []
 
-    def model_fn(model_dir: Path, context: Any) -> Any:
+    def model_fn(model_dir: str, context: Any) -> Any:
+        name = Path(model_dir).name
         loads.append(context.model_name)
-        memory.used += MODEL_SIZES[model_dir.name] * MIB
-        return model_dir.name
+        memory.used += MODEL_SIZES[name] * MIB
+        return name
 
     handler = Handler(
         [
