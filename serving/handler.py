@@ -311,10 +311,10 @@ class DefaultsRegistry:
 
 
 def default_defaults() -> DefaultsRegistry:
-    """A registry with the built-in framework defaults and those of installed packages."""
-    from .frameworks import builtin_defaults
-
-    registry = DefaultsRegistry(builtin_defaults())
+    """A registry with every framework default installed packages declare in the
+    ``sagedock.serving.defaults`` entry-point group (sagedock's own included: the frameworks of
+    :mod:`sagedock.serving.framework_defaults`, the built-in XGBoost's model loader)."""
+    registry = DefaultsRegistry()
     for ep in entry_points(group=DEFAULTS_GROUP):
         try:
             loaded = ep.load()

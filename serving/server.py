@@ -100,10 +100,13 @@ def assign_slot(arbiter: Any, worker: Any) -> None:
 
 
 def preload() -> None:
-    """Import what every worker needs (flask, the codecs, numpy) once, before forking: workers
-    then start faster and share those pages. Never the user's module - that is per worker."""
-    import sagedock.serving.app
-    import sagedock.serving.frameworks  # noqa: F401
+    """Import what every worker needs (flask, the codecs, numpy, the modules of the framework
+    defaults' entry points) once, before forking: workers then start faster and share those
+    pages. Never the user's module - that is per worker."""
+    import sagedock.serving.app  # noqa: F401
+    from sagedock.serving.handler import default_defaults
+
+    default_defaults()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

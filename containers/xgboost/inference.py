@@ -11,6 +11,11 @@ The serving runtime calls them in order; what they do matches SageMaker's XGBoos
   failure is 400 ``Unable to evaluate payload provided: ...``;
 - :func:`output_fn`: :mod:`.outputs` (``text/csv`` by default, :data:`default_accept`); an
   unsupported Accept is 406 after the prediction, as in SageMaker.
+
+:func:`script_mode_defaults` serves XGBoost models without the algorithm: a script-mode user
+whose ``train.py`` saved boosters and who wrote no ``inference.py`` gets this loader (every
+format and ensembles) through the serving defaults registry (the ``sagedock.serving.defaults``
+entry point ``xgboost``), with the generic codecs around it.
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ import numpy as np
 
 from sagedock.containers.data.content_types import split_content_type
 from sagedock.serving.errors import BadRequest, UnsupportedMediaType
+from sagedock.serving.handler import FrameworkDefaults
 from sagedock.toolkit.errors import UserError
 
 from . import outputs
-from .model import FeatureCountError, XGBoostModel, load_model
+from .model import FeatureCountError, XGBoostModel, is_model_dir, load_model
 
 logger = logging.getLogger(__name__)
 
@@ -160,3 +166,36 @@ def output_fn(prediction: Prediction, accept: Any, context: Any = None) -> tuple
     if batch:
         return outputs.encode_batch(prediction.values), mime
     return outputs.encode_predictions(prediction.values, mime), mime
+
+
+# -- script mode: the serving defaults for XGBoost model directories ------------------------------
+def script_model_fn(model_dir: str | Path) -> XGBoostModel:
+    """The model (or ensemble) of *model_dir*, loaded as the algorithm loads it."""
+    return load_model(Path(model_dir))
+
+
+def script_predict_fn(data: Any, model: XGBoostModel) -> np.ndarray:
+    """Predictions for what the generic ``input_fn`` decoded: rows of numbers (JSON, CSV,
+    NPY/NPZ) or a sparse matrix."""
+    import xgboost
+
+    if not hasattr(data, "tocsr"):
+        try:
+            data = np.asarray(data, dtype=np.float32)
+        except (TypeError, ValueError) as exc:
+            raise BadRequest(f"expected rows of numbers: {exc}") from None
+        if data.ndim == 1:
+            data = data.reshape(1, -1)  # one row
+    try:
+        return model.predict(data)
+    except xgboost.core.XGBoostError as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadRequest(f"Unable to evaluate payload provided: {text}") from None
+
+
+def script_mode_defaults() -> FrameworkDefaults:
+    """The ``xgboost`` framework defaults: for a model directory holding XGBoost models and
+    nothing else (:func:`~.model.is_model_dir`)."""
+    return FrameworkDefaults(
+        "xgboost", is_model_dir, {"model_fn": script_model_fn, "predict_fn": script_predict_fn}
+    )

@@ -169,6 +169,38 @@ def model_files(model_dir: Path) -> list[Path]:
     return files
 
 
+#: SageMaker's name for the model file (``xgboost-model-<fold>`` for cross-validation folds).
+MODEL_FILE_PREFIX = "xgboost-model"
+_HEAD_BYTES = 64
+
+
+def is_model_file(path: Path) -> bool:
+    """True when *path* is an XGBoost model :func:`load_booster` reads, judged from its name and
+    first bytes (nothing is loaded): a pickled ``Booster``, JSON or UBJSON (``{"learner"``),
+    the ``binf`` binary format, or any file named ``xgboost-model*`` (the legacy binary format
+    of SageMaker 1.3-1.7 starts without a marker)."""
+    if path.name.startswith(MODEL_FILE_PREFIX):
+        return True
+    try:
+        with path.open("rb") as f:
+            head = f.read(_HEAD_BYTES)
+    except OSError:
+        return False
+    if head[:1] == _PICKLE_PROTOCOL_2_PLUS:
+        return b"xgboost.core" in head and b"Booster" in head
+    if head.startswith(b"binf"):
+        return True
+    head = head.lstrip()
+    return head[:1] == b"{" and b"learner" in head[:32]
+
+
+def is_model_dir(model_dir: Path) -> bool:
+    """True when *model_dir* holds XGBoost models and nothing else :func:`load_model` would
+    try to load (hidden files and folders such as ``code/`` aside)."""
+    files = [p for p in model_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
+    return bool(files) and all(is_model_file(p) for p in files)
+
+
 def ensemble_enabled(environ: Mapping[str, str] | None = None) -> bool:
     env = os.environ if environ is None else environ
     return env.get(ENSEMBLE_ENV, "true").strip().lower() != "false"

@@ -1,5 +1,5 @@
-"""PyTorch files written by ``torch.save`` that are not TorchScript (those are served by the
-``torchscript`` defaults in :mod:`sagedock.serving.frameworks`).
+"""PyTorch files written by ``torch.save`` that are not TorchScript (those are served by
+:mod:`.torchscript`).
 
 - a whole pickled ``nn.Module`` (``torch.save(model, path)``) is loaded with its code directory
   on ``sys.path`` (its class must be importable there, not defined in the training script's
@@ -15,7 +15,6 @@ SageMaker.
 from __future__ import annotations
 
 import sys
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,22 +22,17 @@ from typing import Any
 from sagedock.toolkit.errors import UserError
 
 from ..handler import FrameworkDefaults
-
-SUFFIXES = (".pt", ".pth")
+from .torchscript import SUFFIXES, archive_names, is_torchscript
 
 
 def pickle_file(model_dir: Path) -> Path | None:
     """The one ``torch.save`` archive in *model_dir* that is not TorchScript, else ``None``."""
-    found = [p for p in model_dir.iterdir() if p.is_file() and p.suffix in SUFFIXES]
-    if len(found) != 1 or not zipfile.is_zipfile(found[0]):
+    found = archive_names(model_dir)
+    if found is None:
         return None
-    with zipfile.ZipFile(found[0]) as archive:
-        names = archive.namelist()
+    path, names = found
     is_pickle = any(name.endswith("/data.pkl") for name in names)
-    is_script = any("/code/" in name for name in names) and any(
-        name.endswith("constants.pkl") for name in names
-    )
-    return found[0] if is_pickle and not is_script else None
+    return path if is_pickle and not is_torchscript(names) else None
 
 
 def detect(model_dir: Path) -> bool:

@@ -224,21 +224,46 @@ def test_algorithm_hooks_are_defaults_under_the_user_module(
     assert "model_fn: algorithm toy_inference" in server.log
 
 
-@pytest.mark.filterwarnings("ignore:.*Saving model")
-def test_xgboost_model_dir_is_served_by_the_framework_defaults(
-    serve_model: ServeFactory, tmp_path: Path
-) -> None:
+def _boosters(count: int) -> tuple[list[object], np.ndarray]:
     xgboost = pytest.importorskip("xgboost")
     rng = np.random.default_rng(0)
     x = rng.normal(size=(50, 3)).astype(np.float32)
-    booster = xgboost.train({"max_depth": 2}, xgboost.DMatrix(x, label=x[:, 0]), 5)
+    boosters = [
+        xgboost.train({"max_depth": depth}, xgboost.DMatrix(x, label=x[:, 0]), 5)
+        for depth in range(2, 2 + count)
+    ]
+    return boosters, x
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        pytest.param({"xgboost-model": "ubj"}, id="ubjson-xgboost-model"),
+        pytest.param({"xgboost-model": "pickle"}, id="pickled-booster"),
+        pytest.param({"model-a.json": "json", "model-b.ubj": "ubj"}, id="two-file-ensemble"),
+    ],
+)
+def test_script_mode_xgboost_models_are_served_by_the_algorithms_loader(
+    serve_model: ServeFactory, tmp_path: Path, files: dict[str, str]
+) -> None:
+    # A script-mode user who wrote only train.py: no inference.py, no --algorithm.
+    import pickle
+
+    import xgboost
+
+    boosters, x = _boosters(len(files))
     model = tmp_path / "model"
     model.mkdir()
-    booster.save_model(str(model / "xgboost-model"))
+    for (name, kind), booster in zip(files.items(), boosters, strict=True):
+        if kind == "pickle":
+            (model / name).write_bytes(pickle.dumps(booster))
+        else:  # XGBoost picks the format from the suffix
+            booster.save_model(str(tmp_path / f"saved.{kind}"))
+            (tmp_path / f"saved.{kind}").rename(model / name)
     server = serve_model(model, env=ONE_WORKER)
     response = server.invoke(json.dumps(x[:2].tolist()))
-    assert response.status_code == 200
-    expected = booster.inplace_predict(x[:2])
+    assert response.status_code == 200, response.text
+    expected = np.mean([b.predict(xgboost.DMatrix(x[:2])) for b in boosters], axis=0)
     assert np.allclose(response.json(), expected, atol=1e-6)
     assert "model_fn: xgboost defaults" in server.log
 

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import ast
+import pickle
 import sys
 import textwrap
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
 
+import sagedock.serving as sagedock_serving
 from sagedock.serving.framework_defaults import mxnet, tensorflow, torch_pickle
-from sagedock.serving.handler import Handler, default_defaults
+from sagedock.serving.handler import DEFAULTS_GROUP, Handler, default_defaults
 from sagedock.toolkit.errors import UserError
 
 
@@ -19,8 +23,30 @@ def _touch(path: Path) -> Path:
 
 def test_framework_defaults_are_registered_through_the_entry_point() -> None:
     names = default_defaults().names
-    for name in ("tensorflow", "torch-pickle", "mxnet"):
-        assert name in names
+    for name in ("onnx", "torchscript", "tensorflow", "torch-pickle", "mxnet", "xgboost"):
+        assert names.count(name) == 1
+
+
+def test_the_xgboost_default_comes_from_the_containers_through_the_entry_point() -> None:
+    declared = {ep.name: ep.value for ep in entry_points(group=DEFAULTS_GROUP)}
+    assert declared["xgboost"] == "sagedock.containers.xgboost.inference:script_mode_defaults"
+
+
+def test_serving_never_imports_the_containers() -> None:
+    # Dependencies point containers -> serving: the containers reach serving by entry points.
+    root = Path(sagedock_serving.__file__).parent
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else []
+            )
+            offenders += [f"{path.name}: {n}" for n in names if n.startswith("sagedock.contain")]
+    assert offenders == []
 
 
 def test_saved_model_at_the_top_of_the_model_dir_is_found(tmp_path: Path) -> None:
@@ -169,3 +195,53 @@ def test_torchscript_defaults_load_from_the_str_model_dir_the_handler_passes(
     predictor = Handler([], frameworks=default_defaults()).load(tmp_path)
     assert predictor.sources["model_fn"] == "torchscript defaults"
     assert predictor.invoke(b"[[1, 2]]", "application/json", None).body == b"[[3.5]]"
+
+
+def _xgboost_models(folder: Path, *formats: str) -> Path:
+    xgboost = pytest.importorskip("xgboost")
+    import numpy as np
+
+    folder.mkdir(parents=True)
+    x = np.random.default_rng(0).normal(size=(30, 3))
+    booster = xgboost.train({"max_depth": 2}, xgboost.DMatrix(x, label=x[:, 0]), 2)
+    for i, fmt in enumerate(formats):
+        if fmt == "pickle":
+            (folder / f"xgboost-model-{i}").write_bytes(pickle.dumps(booster))
+        else:
+            booster.save_model(str(folder / f"member-{i}.{fmt}"))
+    return folder
+
+
+def test_each_model_directory_is_recognised_by_exactly_one_framework(tmp_path: Path) -> None:
+    dirs: dict[str, Path] = {}
+    _onnx_linear(_touch(tmp_path / "onnx" / "model.onnx"))
+    dirs["onnx"] = tmp_path / "onnx"
+    (tmp_path / "torchscript").mkdir()
+    torch.jit.script(torch.nn.Linear(2, 1)).save(str(tmp_path / "torchscript" / "model.pt"))
+    dirs["torchscript"] = tmp_path / "torchscript"
+    (tmp_path / "pickle").mkdir()
+    torch.save(torch.nn.Linear(2, 1).state_dict(), tmp_path / "pickle" / "model.pth")
+    dirs["torch-pickle"] = tmp_path / "pickle"
+    dirs["tensorflow"] = _touch(tmp_path / "tf" / "1" / "saved_model.pb").parent.parent
+    _touch(tmp_path / "mx" / "net-symbol.json")
+    dirs["mxnet"] = _touch(tmp_path / "mx" / "net-0001.params").parent
+    dirs["xgboost"] = _xgboost_models(tmp_path / "xgb", "pickle", "json", "ubj")
+    _touch(dirs["xgboost"] / "code" / "inference.py")  # folders are not models
+    registry = default_defaults()
+    for name, folder in dirs.items():
+        assert [f.name for f in registry.matching(folder)] == [name], folder
+
+
+def test_an_xgboost_directory_with_another_file_is_not_guessed(tmp_path: Path) -> None:
+    folder = _xgboost_models(tmp_path / "xgb", "json")
+    (folder / "scaler.json").write_text('{"mean": [0, 1]}')
+    assert default_defaults().matching(folder) == []
+
+
+def test_sagemakers_legacy_binary_and_pickled_models_are_recognised(
+    shared_testdata: Path,
+) -> None:
+    registry = default_defaults()
+    for name in ("saved_booster", "pickled_model"):
+        folder = shared_testdata / "xgboost" / "models" / name
+        assert [f.name for f in registry.matching(folder)] == ["xgboost"]
