@@ -278,6 +278,8 @@ def _marks(stderr: str, ours: bool) -> list[tuple[str, float]]:
 
 #: --wait-quiet waits for a second in which the machine is busy for less than this many cores.
 QUIET_CORES = 0.25
+#: A run during which the rest of the machine used less than this many cores counts as quiet.
+QUIET_RUN_CORES = 0.1
 
 
 def _busy_seconds() -> float:
@@ -397,6 +399,8 @@ def bench_end_to_end(
             o / b for o, b in zip(ours_times, bare_times, strict=True)
         ),
         "ratio_best": min(ours_times) / min(bare_times),
+        "bare_quiet": [t.seconds for t in bare if t.others_cores < QUIET_RUN_CORES],
+        "sagedock_quiet": [t.seconds for t in ours if t.others_cores < QUIET_RUN_CORES],
     }
 
 
@@ -451,6 +455,13 @@ def _report_e2e(e2e: dict[str, Any]) -> None:
             print(
                 f"  {side} phases (median s): "
                 + "  ".join(f"{name} {seconds:.2f}" for name, seconds in phases.items())
+            )
+        quiet_bare, quiet_ours = e2e["bare_quiet"], e2e["sagedock_quiet"]
+        if quiet_bare and quiet_ours:
+            print(
+                f"  quiet runs (others < {QUIET_RUN_CORES} cores): bare {len(quiet_bare)}, "
+                f"sagedock {len(quiet_ours)}; ratio of their medians "
+                f"{statistics.median(quiet_ours) / statistics.median(quiet_bare):.3f}"
             )
         print(
             f"  overhead ratio (median): {e2e['ratio_median']:.3f}   (best): "
