@@ -2,6 +2,7 @@
 
 - ``GET /ping``: 200 (empty) when the model is loaded and ``ping_fn`` (if any) agrees, else 503;
 - ``POST /invocations``: the hooks' answer, with its content type; an iterator is streamed;
+  ``NO_CONTENT`` from a hook is ``204 No Content``;
 - ``GET /execution-parameters``: ``MaxConcurrentTransforms``, ``BatchStrategy``,
   ``MaxPayloadInMB`` (``execution_parameters_fn`` may change them);
 - multi-model endpoints (``SAGEMAKER_MULTI_MODEL=true``): ``GET/POST /models``,
@@ -116,6 +117,9 @@ class ServingApp:
                 internal = InferenceError(500, f"internal error: {type(exc).__name__}")
                 return self._error(internal, environ, start_response)
             body = reply.body
+            if reply.status == 204:
+                start_response("204 No Content", [])
+                return [b""]
             if isinstance(body, bytes):
                 start_response(
                     "200 OK",
@@ -225,6 +229,8 @@ def _flask_app(serving: ServingApp) -> Flask:
     model = serving.predictor.model if serving.predictor is not None else None
 
     def reply_response(reply: Reply) -> Response:
+        if reply.status == 204:
+            return Response(status=204)
         if isinstance(reply.body, bytes):
             return Response(reply.body, 200, content_type=reply.content_type)
         return Response(

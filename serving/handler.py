@@ -16,6 +16,9 @@ Every hook may take a trailing ``context`` argument (:class:`InferenceContext`);
 is decided once, from its signature, when the hook is bound - never per request. A layer that
 defines ``transform_fn`` together with ``input_fn``, ``predict_fn`` or ``output_fn`` is a
 start-up error naming both.
+
+A hook answers ``204 No Content`` by returning :data:`NO_CONTENT` (from ``input_fn`` or
+``predict_fn`` the hooks after it are skipped).
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import MappingProxyType, ModuleType
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from werkzeug.datastructures import Headers
 
@@ -72,6 +76,19 @@ PIPELINE = ("input_fn", "predict_fn", "output_fn")
 OPTIONAL_ARGS = frozenset({"ping_fn", "execution_parameters_fn"})
 
 Hook = Callable[..., Any]
+
+
+class NoContent(Enum):
+    """The type of :data:`NO_CONTENT`."""
+
+    NO_CONTENT = 204
+
+
+#: What a hook returns to answer ``204 No Content`` (no body): ``input_fn`` or ``predict_fn``
+#: returning it skips the hooks after it (SageMaker's XGBoost answers an empty body so);
+#: ``output_fn`` or ``transform_fn`` returning it drops the prediction. ``None`` is not taken
+#: for it: a forgotten ``return`` stays a 500 naming the hook.
+NO_CONTENT: Final = NoContent.NO_CONTENT
 
 
 # -- what hooks receive -------------------------------------------------------------------------
@@ -405,14 +422,20 @@ def import_algorithm(name: str) -> tuple[ModuleType, str]:
 # -- the request path ---------------------------------------------------------------------------
 @dataclass(slots=True)
 class Reply:
-    """What ``/invocations`` answers: a body (or an iterator of chunks) and its type."""
+    """What ``/invocations`` answers: a body (or an iterator of chunks), its type and the
+    status (200, or 204 with an empty body and no type)."""
 
     body: bytes | Iterator[bytes]
     content_type: str
+    status: int = 200
 
     @property
     def streamed(self) -> bool:
         return not isinstance(self.body, bytes)
+
+    @classmethod
+    def no_content(cls) -> Reply:
+        return cls(b"", "", 204)
 
 
 class HookFailed(ModelError):
@@ -718,7 +741,11 @@ class Predictor:
                 ctype,
                 context,
             )
+            if data is NO_CONTENT:
+                return Reply.no_content()
             prediction = _call("predict_fn", self._predict, data, self.model, context)
+            if prediction is NO_CONTENT:
+                return Reply.no_content()
             result = _call("output_fn", self._output, prediction, wanted, context)
         return self.reply(result, wanted)
 
@@ -730,6 +757,8 @@ class Predictor:
 
     def reply(self, result: Any, accept: str) -> Reply:
         """A hook's return value as a :class:`Reply` (:raises ModelError: unusable value)."""
+        if result is NO_CONTENT:
+            return Reply.no_content()
         content_type = str(accept)
         if isinstance(result, tuple) and len(result) == 2:
             result, content_type = result[0], str(result[1])
@@ -744,7 +773,7 @@ class Predictor:
         hook = "transform_fn" if self._transform is not None else "output_fn"
         raise ModelError(
             f"{hook} returned a {type(result).__name__}; return bytes, str, "
-            "(body, content_type) or an iterator of bytes (streamed)"
+            "(body, content_type), an iterator of bytes (streamed) or NO_CONTENT (204)"
         )
 
 

@@ -10,8 +10,8 @@ the response in one ``sendall`` where it fits.
 Requests are parsed strictly (bad request line or header: 400; head over 64 KiB: 431; body over
 the limit: 413 without reading it, then the connection closes). ``Transfer-Encoding: chunked``
 request bodies and ``Expect: 100-continue`` are handled. A response without ``Content-Length``
-(an iterator from the app) is sent chunked; ``HEAD`` gets no body. Errors produced here have
-the same JSON body as the app's.
+(an iterator from the app) is sent chunked; ``HEAD``, 204 and 304 get no body. Errors
+produced here have the same JSON body as the app's.
 
 A :class:`Watchdog` bounds the time a request may spend in the app: past the deadline it answers
 504 on the request's socket from its own thread and ends the process (gunicorn starts a new
@@ -512,7 +512,12 @@ class HttpServer:
             result = self.app(environ, start_response)
             chunks: Iterator[bytes] = iter(result)
             length = _content_length(captured[1]) if captured else None
-            if length is not None or environ["REQUEST_METHOD"] == "HEAD":
+            if captured and captured[0][:3] in _BODYLESS:
+                for _ in chunks:  # whatever the app gave: a 204/304 has no body
+                    pass
+                first = b""
+                streamed = False
+            elif length is not None or environ["REQUEST_METHOD"] == "HEAD":
                 first = b"".join(chunks)
                 streamed = False
             else:
@@ -617,6 +622,10 @@ class HttpServer:
         if chunked:
             sock.sendall(b"0\r\n\r\n")
         return sent
+
+
+#: Statuses whose responses never have a body, nor a Content-Length or Transfer-Encoding.
+_BODYLESS = frozenset({"204", "304"})
 
 
 def _late() -> InferenceError:

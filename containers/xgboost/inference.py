@@ -3,10 +3,11 @@
 The serving runtime calls them in order; what they do matches SageMaker's XGBoost endpoint:
 
 - :func:`model_fn`: every model file of the model directory (:mod:`.model`);
-- :func:`input_fn`: ``text/csv`` (no label column), ``text/libsvm`` / ``text/x-libsvm`` (labels
-  optional) and ``application/x-recordio-protobuf`` (labels ignored); a request without
-  ``Content-Type`` is libsvm (:data:`default_content_type`). Any other type is 415, a body
-  that does not parse is 400 naming the line or record;
+- :func:`input_fn`: an empty body is ``204 No Content`` (checked first, as in SageMaker);
+  ``text/csv`` (no label column), ``text/libsvm`` / ``text/x-libsvm`` (labels optional) and
+  ``application/x-recordio-protobuf`` (labels ignored); a request without ``Content-Type`` is
+  libsvm (:data:`default_content_type`). Any other type is 415, a body that does not parse is
+  400 naming the line or record;
 - :func:`predict_fn`: SageMaker's feature-count check for pickled models, then XGBoost; a
   failure is 400 ``Unable to evaluate payload provided: ...``;
 - :func:`output_fn`: :mod:`.outputs` (``text/csv`` by default, :data:`default_accept`); an
@@ -29,7 +30,7 @@ import numpy as np
 
 from sagedock.containers.data.content_types import split_content_type
 from sagedock.serving.errors import BadRequest, UnsupportedMediaType
-from sagedock.serving.handler import FrameworkDefaults
+from sagedock.serving.handler import NO_CONTENT, FrameworkDefaults, NoContent
 from sagedock.toolkit.errors import UserError
 
 from . import outputs
@@ -113,8 +114,11 @@ def _format_of(content_type: Any) -> str:
     return fmt
 
 
-def input_fn(body: bytes | str, content_type: Any) -> Features:
-    """The request body as a feature matrix."""
+def input_fn(body: bytes | str, content_type: Any) -> Features | NoContent:
+    """The request body as a feature matrix; :data:`NO_CONTENT` (204) for an empty body, before
+    the content type is looked at, as SageMaker's XGBoost answers."""
+    if len(body) == 0:
+        return NO_CONTENT
     try:
         fmt = _format_of(content_type)
     except UserError as exc:  # a repeated parameter

@@ -268,6 +268,37 @@ def test_script_mode_xgboost_models_are_served_by_the_algorithms_loader(
     assert "model_fn: xgboost defaults" in server.log
 
 
+@pytest.mark.parametrize("nginx", ["true", "false"])
+def test_a_hook_returning_no_content_answers_204_and_the_connection_goes_on(
+    serve_model: ServeFactory, tmp_path: Path, nginx: str
+) -> None:
+    model = write_model(
+        tmp_path / "model",
+        """
+        import json
+
+        from sagedock.serving.handler import NO_CONTENT
+
+        def model_fn(model_dir):
+            return "m"
+
+        def input_fn(body, content_type):
+            return json.loads(body) if body else NO_CONTENT
+
+        def predict_fn(data, model):
+            return data
+        """,
+    )
+    server = serve_model(model, env={**ONE_WORKER, "SAGEMAKER_USE_NGINX": nginx})
+    for _ in range(2):  # one kept-alive connection: the 204 must not leave stray bytes on it
+        response = server.invoke(b"")
+        assert response.status_code == 204
+        assert response.content == b""
+        assert "Content-Length" not in response.headers
+        response = server.invoke(b"[1]")
+        assert (response.status_code, response.json()) == (200, [1])
+
+
 def test_no_model_fn_and_no_recognisable_model_is_a_startup_error(
     serve_model: ServeFactory, tmp_path: Path
 ) -> None:

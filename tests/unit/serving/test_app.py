@@ -10,7 +10,7 @@ import pytest
 from werkzeug.test import Client
 
 from sagedock.serving.app import create_app, execution_parameters_defaults
-from sagedock.serving.handler import Handler, HookLayer
+from sagedock.serving.handler import NO_CONTENT, Handler, HookLayer
 from sagedock.serving.multimodel import ModelManager, ModelRegistry
 from sagedock.serving.settings import ServingSettings
 
@@ -125,6 +125,16 @@ def test_streamed_replies_tell_nginx_not_to_buffer(tmp_path: Path) -> None:
     assert response.headers["X-Accel-Buffering"] == "no"
     assert "Content-Length" not in response.headers
     assert response.data == b"ab"
+
+
+def test_no_content_is_a_204_without_body_or_content_headers(tmp_path: Path) -> None:
+    response = client(tmp_path, input_fn=lambda body, ct: NO_CONTENT).post(
+        "/invocations", data=b"", headers={"Content-Type": "text/csv"}
+    )
+    assert response.status_code == 204
+    assert response.data == b""
+    assert "Content-Type" not in response.headers
+    assert "Content-Length" not in response.headers
 
 
 def test_multi_model_routes(tmp_path: Path) -> None:

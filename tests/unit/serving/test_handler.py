@@ -18,6 +18,7 @@ from sagedock.serving.errors import (
     UnsupportedMediaType,
 )
 from sagedock.serving.handler import (
+    NO_CONTENT,
     CodeLocation,
     DefaultsRegistry,
     FrameworkDefaults,
@@ -306,6 +307,39 @@ def test_an_iterator_result_is_streamed_chunk_by_chunk(tmp_path: Path) -> None:
 def test_an_unusable_result_is_a_500_saying_what_to_return(tmp_path: Path) -> None:
     p = predictor(tmp_path, output_fn=lambda pred, accept: {"a": 1})
     with pytest.raises(ModelError, match="output_fn returned a dict; return bytes"):
+        p.invoke(b"1", "application/json", None)
+
+
+def test_no_content_from_input_fn_skips_the_other_hooks_and_answers_204(tmp_path: Path) -> None:
+    ran: list[str] = []
+    p = predictor(
+        tmp_path,
+        input_fn=lambda body, ct: body or NO_CONTENT,
+        predict_fn=lambda data, model: ran.append("predict") or data,
+        output_fn=lambda pred, accept: ran.append("output") or pred,
+    )
+    reply = p.invoke(b"", "application/json", None)
+    assert (reply.status, reply.body, ran) == (204, b"", [])
+    assert p.invoke(b"[1]", "application/json", None).status == 200
+    assert ran == ["predict", "output"]
+
+
+@pytest.mark.parametrize("hook", ["predict_fn", "output_fn", "transform_fn"])
+def test_no_content_from_the_later_hooks_answers_204(tmp_path: Path, hook: str) -> None:
+    def no_content(*args: Any) -> Any:
+        return NO_CONTENT
+
+    if hook == "transform_fn":
+        p = Handler([layer(model_fn=lambda d: "m", transform_fn=no_content)]).load(tmp_path)
+    else:
+        p = predictor(tmp_path, **{hook: no_content})
+    reply = p.invoke(b"[1]", "application/json", None)
+    assert (reply.status, reply.body, reply.streamed) == (204, b"", False)
+
+
+def test_none_from_output_fn_is_a_500_not_a_silent_204(tmp_path: Path) -> None:
+    p = predictor(tmp_path, output_fn=lambda pred, accept: None)
+    with pytest.raises(ModelError, match=r"output_fn returned a NoneType.*NO_CONTENT \(204\)"):
         p.invoke(b"1", "application/json", None)
 
 

@@ -29,6 +29,9 @@ def echo_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any
         return chunks()
     if environ["PATH_INFO"] == "/boom":
         raise RuntimeError("app bug")
+    if environ["PATH_INFO"] == "/empty":
+        start_response("204 No Content", [])
+        return [b""]
     reply = json.dumps(
         {
             "method": environ["REQUEST_METHOD"],
@@ -198,6 +201,20 @@ def test_an_iterator_is_sent_chunked(running: Running) -> None:
     response = conn.getresponse()
     assert response.getheader("Transfer-Encoding") == "chunked"
     assert response.read() == b"one,two"
+
+
+def test_a_204_has_no_body_framing_and_the_connection_stays_usable(running: Running) -> None:
+    sock = running.connect()
+    sock.sendall(
+        b"POST /empty HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+        b"GET /after HTTP/1.1\r\nConnection: close\r\n\r\n"
+    )
+    data = read_all(sock)
+    first, _, rest = data.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 204 No Content")
+    assert b"Content-Length" not in first and b"Transfer-Encoding" not in first
+    assert rest.startswith(b"HTTP/1.1 200 OK")  # nothing between the 204 and the next answer
+    assert b'"/after"' in rest
 
 
 def test_an_app_that_raises_gets_a_500_json_and_the_server_keeps_going(running: Running) -> None:
