@@ -2,10 +2,11 @@
 
 The configuration (``nginx.conf.template``, package data) listens on the bind port, proxies
 ``/invocations``, ``/execution-parameters`` and ``/models*`` to the workers' unix sockets over
-kept-alive HTTP/1.1 connections (``least_conn``), answers ``/ping`` itself from the readiness
-file (or asks a worker when the user module has a ``ping_fn``), enforces the body limit (413)
-and the read timeout (504), and answers every error it produces itself - unknown path, bad
-request, no ready worker - with the same JSON body as the workers. ``/ping`` is not
+kept-alive HTTP/1.1 connections (``least_conn``; a request whose worker connection fails goes
+on to another worker - the template's comments say when), answers ``/ping`` itself from the
+readiness file (or asks a worker when the user module has a ``ping_fn``), enforces the body
+limit (413) and the read timeout (504), and answers every error it produces itself - unknown
+path, bad request, no ready worker - with the same JSON body as the workers. ``/ping`` is not
 access-logged unless ``SAGEDOCK_LOG_PING`` is set.
 """
 

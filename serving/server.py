@@ -16,12 +16,14 @@ the runtime file (never from the environment), so command-line overrides reach e
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 from gunicorn.errors import HaltServer
 
 from .runtime import Runtime
@@ -88,6 +90,33 @@ class ServingApplication(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Any:  # pragma: no cover - ServingWorker.load_wsgi builds the app
         raise RuntimeError("ServingWorker builds its own app")
+
+    def run(self) -> None:
+        ServingArbiter(self).run()
+
+
+class ServingArbiter(Arbiter):  # type: ignore[misc]
+    """gunicorn's arbiter, dropping a dead worker's socket and readiness the moment it dies.
+
+    gunicorn reaps workers in its main loop, after whatever it is doing (spawning a worker
+    sleeps up to 0.1 s): until then nginx would still find the dead worker's socket and
+    ``/ping`` could say ready with no worker able to answer. The SIGCHLD handler looks at which
+    workers have exited without reaping them (``WNOWAIT``: gunicorn still reaps them, sees
+    their exit status and calls ``child_exit``) and unlinks their files at once. A dead
+    worker's slot is not given to a new worker before gunicorn reaps it, so this never touches
+    a live worker's files.
+    """
+
+    def signal_chld(self, sig: int, frame: Any) -> None:
+        super().signal_chld(sig, frame)
+        runtime: Runtime = self.app.runtime
+        for pid, worker in list(self.WORKERS.items()):
+            try:
+                exited = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                continue
+            if exited is not None:
+                runtime.mark_gone(getattr(worker, "slot", -1))
 
 
 def assign_slot(arbiter: Any, worker: Any) -> None:

@@ -235,11 +235,17 @@ class ServingWorker(Worker):  # type: ignore[misc]
         watchdog.before_answer = before_504
         runtime.mark_ready(self.slot)
         signal.siginterrupt(signal.SIGTERM, False)
-        server.serve(listeners, alive=lambda: self.alive, wakeup_fd=self.PIPE[0])
-        if runtime.nginx:
-            for listener in listeners:
-                listener.close()
-            runtime.worker_socket(self.slot).unlink(missing_ok=True)
+        try:
+            server.serve(listeners, alive=lambda: self.alive, wakeup_fd=self.PIPE[0])
+        finally:
+            # However the worker ends (SIGTERM, gunicorn's SIGQUIT/SIGABRT raising SystemExit,
+            # a bug): the socket path goes first, so that nginx's next connect() fails at once
+            # and moves on to another worker instead of queueing where nobody will accept.
+            # (After a SIGKILL the gunicorn master drops it: Runtime.mark_gone.)
+            if runtime.nginx:
+                runtime.worker_socket(self.slot).unlink(missing_ok=True)
+                for listener in listeners:
+                    listener.close()
 
     def _tick(self) -> None:
         self.notify()

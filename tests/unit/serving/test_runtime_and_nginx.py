@@ -56,3 +56,32 @@ def test_ping_is_not_access_logged_unless_asked(tmp_path: Path) -> None:
 def test_no_payload_limit_is_nginx_zero(tmp_path: Path) -> None:
     values = nginx.config_values(runtime(tmp_path, SAGEMAKER_MAX_PAYLOAD_IN_MB="0"))
     assert values["max_body"] == "0"
+
+
+def _directives(text: str, name: str) -> list[tuple[str, str]]:
+    """(enclosing location, value) of every *name* directive of the config (comments out)."""
+    found = []
+    location = "server"
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line.startswith("location "):
+            location = line.removeprefix("location ").removesuffix("{").strip()
+        elif line == "}":
+            location = "server"
+        elif line.startswith(name + " "):
+            found.append((location, line.removeprefix(name).strip(" ;")))
+    return found
+
+
+def test_a_failed_worker_connection_is_retried_elsewhere_but_never_a_timeout(
+    tmp_path: Path,
+) -> None:
+    text = nginx.render(nginx.template(), nginx.config_values(runtime(tmp_path)))
+    retries = dict(_directives(text, "proxy_next_upstream"))
+    # Predictions: also a POST that reached a dead worker's connection or socket backlog.
+    assert retries["= /invocations"] == "error non_idempotent"
+    assert retries["~ ^/models/.+/invoke$"] == "error non_idempotent"
+    # Everything else (model loading included): only before the request was written.
+    assert retries["server"] == "error"
+    assert all("timeout" not in v and "http_" not in v for v in retries.values())
+    assert not _directives(text, "proxy_next_upstream_tries")  # each worker at most once
