@@ -12,24 +12,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sagedock.containers.data.content_types import DEFAULT_CONTENT_TYPE
+from sagedock.containers.data.content_types import ACCEPTED_CONTENT_TYPES, DEFAULT_CONTENT_TYPE
 from sagedock.toolkit.errors import UserError
 
 TRAIN = "train"
 VALIDATION = "validation"
 CODE = "code"
 
-FILE_CONTENT_TYPES: tuple[str, ...] = (
-    "csv",
-    "libsvm",
-    "parquet",
-    "recordio-protobuf",
-    "text/csv",
-    "text/libsvm",
-    "text/x-libsvm",
-    "application/x-parquet",
-    "application/x-recordio-protobuf",
-)
+#: File mode takes every spelling the readers accept.
+FILE_CONTENT_TYPES: tuple[str, ...] = ACCEPTED_CONTENT_TYPES
 PIPE_CONTENT_TYPES: tuple[str, ...] = (
     "csv",
     "parquet",

@@ -154,18 +154,10 @@ def _docker(
 
 
 @dataclass
-class ContainerHost:
-    host: str
-    container: str
-    popen: subprocess.Popen[bytes]
+class ContainerHost(ProcessHost):
+    """One host as a ``docker run`` client process; stop signals go to the container."""
 
-    @property
-    def stdout(self) -> IO[bytes]:
-        assert self.popen.stdout is not None
-        return self.popen.stdout
-
-    def poll(self) -> int | None:
-        return self.popen.poll()
+    container: str = ""
 
     def terminate(self) -> None:
         if self.popen.poll() is None:
@@ -277,7 +269,7 @@ class DockerBackend:
         except OSError as exc:
             raise PlatformError(f"cannot start {host}: {exc}") from exc
         self.containers.append(name)
-        return ContainerHost(host, name, popen)
+        return ContainerHost(host, popen, container=name)
 
     def teardown(self) -> None:
         for name in self.containers:
