@@ -1,9 +1,12 @@
 """``sagedock init byoc|byos NAME``: write a starter project from the templates beside this file.
 
 - ``byoc``: your own image FROM ``sagedock/base`` (``Dockerfile``, ``train.py``,
-  ``inference.py``, ``requirements.txt``, ``data/``, ``README.md``);
+  ``inference.py``, ``project_io.py``, ``requirements.txt``, ``data/``, ``README.md``);
 - ``byos --framework pytorch|xgboost|tensorflow|sklearn``: a script for sagedock's framework
-  images (``train.py``, ``inference.py``, ``requirements.txt``, ``data/``, ``README.md``).
+  images (``train.py``, ``inference.py``, ``project_io.py``, ``requirements.txt``, ``data/``,
+  ``README.md``).
+
+``common/`` holds what every project gets whatever its kind and framework.
 
 Templates are plain files; ``{{project}}``-style placeholders in them are replaced.
 """
@@ -102,6 +105,7 @@ def _sources(kind: str, framework: str | None) -> list[tuple[Traversable, Path]]
                 pairs.append((entry, rel / entry.name))
 
     walk(root / "data", Path("data"))
+    walk(root / "common", Path())
     if kind == "byoc":
         walk(root / "byoc", Path())
     else:

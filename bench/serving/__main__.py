@@ -199,9 +199,9 @@ def in_process_floor(
     ``Predictor.invoke`` (the hooks through sagedock's request path, no HTTP); plus the
     expected response body (every stack must answer exactly this)."""
     sys.path.insert(0, str(HERE))
-    import inference
-
     from sagedock.serving.handler import CodeLocation, build_handler
+
+    import inference
 
     model = inference.model_fn(model_dir)
     handler = build_handler(CodeLocation(model_dir / "code", "inference.py"), None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 import flask
+
 import inference
 
 model = inference.model_fn(os.environ["BENCH_MODEL_DIR"])

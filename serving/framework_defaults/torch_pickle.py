@@ -22,7 +22,7 @@ from typing import Any
 from sagedock.toolkit.errors import UserError
 
 from ..handler import FrameworkDefaults
-from .torchscript import SUFFIXES, archive_names, is_torchscript
+from .torchscript import SUFFIXES, archive_names, is_torchscript, predict_fn
 
 
 def pickle_file(model_dir: Path) -> Path | None:
@@ -67,16 +67,6 @@ def model_fn(model_dir: str | Path) -> Any:
             "load_state_dict, or save the model with torch.jit.script(model).save('model.pt')"
         )
     raise UserError(f"{path.name} holds a {type(obj).__name__}, not a torch.nn.Module")
-
-
-def predict_fn(data: Any, model: Any) -> Any:
-    import numpy as np
-    import torch
-
-    tensor = torch.as_tensor(np.asarray(data, dtype=np.float32))
-    with torch.no_grad():
-        output = model(tensor)
-    return output.numpy() if isinstance(output, torch.Tensor) else output
 
 
 DEFAULTS = FrameworkDefaults(

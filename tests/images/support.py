@@ -189,13 +189,6 @@ def wait_for_file(path: Path, timeout: float = 120) -> None:
     raise AssertionError(f"{path} never appeared")
 
 
-def image_has_command(image: str, name: str) -> bool:
-    """True when sagedock in *image* registers the subcommand *name* (e.g. ``serve``)."""
-    code = f"from sagedock.toolkit.cli import SUBCOMMANDS; print({name!r} in SUBCOMMANDS)"
-    out = run_container(image, "python", "-c", code, timeout=120)
-    return out.stdout.strip() == "True"
-
-
 def image_algorithms(image: str) -> Sequence[str]:
     """The ``sagedock.algorithms`` entry points installed in *image*."""
     code = (

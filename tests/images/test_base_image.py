@@ -14,7 +14,6 @@ from tests.images.support import (
     detached,
     docker,
     http,
-    image_has_command,
     run_container,
     wait_for_file,
     wait_for_ping,
@@ -174,8 +173,6 @@ def _served_model(tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def base_with_serve(sagedock_images: ImageSet) -> str:
     image = sagedock_images.tag("base")
-    if not image_has_command(image, "serve"):
-        pytest.skip("`sagedock serve` is not in this image's sagedock yet")
     return image
 
 

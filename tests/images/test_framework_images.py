@@ -18,7 +18,6 @@ from tests.fixtures.images import ImageSet
 from tests.images.support import (
     detached,
     http,
-    image_has_command,
     run_container,
     wait_for_ping,
     write_tree,
@@ -159,19 +158,19 @@ def test_framework_image_trains_a_tiny_model_in_script_mode(
     trained[name] = (image, tree / "model")
 
 
-@pytest.mark.parametrize("name", list(FRAMEWORKS))
-def test_framework_image_serves_the_tiny_model(
-    name: str, trained: dict[str, tuple[str, Path]], tmp_path: Path
-) -> None:
+def _served_copy(name: str, trained: dict[str, tuple[str, Path]], root: Path) -> tuple[str, Path]:
+    """The image and a copy of the model the *name* training test left (skips when it left
+    none: that test reports the failure)."""
     if name not in trained:
         pytest.skip(f"the {name} training test did not produce a model")
     image, model_dir = trained[name]
-    if not image_has_command(image, "serve"):
-        pytest.skip("`sagedock serve` is not in this image's sagedock yet")
-    served = tmp_path / "model"
+    served = root / "model"
     shutil.copytree(model_dir, served)
-    (served / "code").mkdir(exist_ok=True)
-    (served / "code" / "inference.py").write_text(textwrap.dedent(FRAMEWORKS[name].inference))
+    return image, served
+
+
+def _serves_the_tiny_model(image: str, served: Path) -> None:
+    """`serve` in *image* answers /ping and predicts 3.5 for [1, 2], then stops cleanly."""
     with detached(image, "serve", volumes={served: "/opt/ml/model"}, container_port=8080) as box:
         wait_for_ping(box)
         resp = http(
@@ -182,6 +181,16 @@ def test_framework_image_serves_the_tiny_model(
         assert resp.status == 200, resp.body[:500]
         assert json.loads(resp.body) == [[3.5]]
         assert box.stop(grace=30) == 0, box.logs()[-2000:]
+
+
+@pytest.mark.parametrize("name", list(FRAMEWORKS))
+def test_framework_image_serves_the_tiny_model(
+    name: str, trained: dict[str, tuple[str, Path]], tmp_path: Path
+) -> None:
+    image, served = _served_copy(name, trained, tmp_path)
+    (served / "code").mkdir(exist_ok=True)
+    (served / "code" / "inference.py").write_text(textwrap.dedent(FRAMEWORKS[name].inference))
+    _serves_the_tiny_model(image, served)
 
 
 @pytest.mark.parametrize("name", list(FRAMEWORKS))
@@ -189,21 +198,6 @@ def test_framework_image_serves_the_tiny_model_with_framework_defaults(
     name: str, trained: dict[str, tuple[str, Path]], tmp_path: Path
 ) -> None:
     """A BYOS user who wrote only train.py: no inference.py, the framework defaults serve."""
-    if name not in trained:
-        pytest.skip(f"the {name} training test did not produce a model")
-    image, model_dir = trained[name]
-    if not image_has_command(image, "serve"):
-        pytest.skip("`sagedock serve` is not in this image's sagedock yet")
-    served = tmp_path / "model"
-    shutil.copytree(model_dir, served)
+    image, served = _served_copy(name, trained, tmp_path)
     assert not (served / "code").exists()
-    with detached(image, "serve", volumes={served: "/opt/ml/model"}, container_port=8080) as box:
-        wait_for_ping(box)
-        resp = http(
-            box.url + "/invocations",
-            data=json.dumps([[1.0, 2.0]]).encode(),
-            headers={"Content-Type": "application/json", "Accept": "application/json"},
-        )
-        assert resp.status == 200, resp.body[:500]
-        assert json.loads(resp.body) == [[3.5]]
-        assert box.stop(grace=30) == 0, box.logs()[-2000:]
+    _serves_the_tiny_model(image, served)

@@ -76,11 +76,12 @@ def test_the_tensorflow_byos_template_trains_and_serves_in_the_tensorflow_image(
     render("byos", project, name="tf-test", framework="tensorflow")
     hps = {"sagemaker_program": "train.py", "epochs": 150}
     tree = _tree_with_sample_data(tmp_path / "ml", project, **hps)
-    for name in ("train.py", "inference.py", "requirements.txt"):
+    for name in ("train.py", "inference.py", "project_io.py", "requirements.txt"):
         shutil.copy(project / name, tree / "code" / name)
     out = run_container(image, "train", volumes={tree: "/opt/ml"}, timeout=600)
     assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
     assert (tree / "model" / "1" / "saved_model.pb").is_file()
     assert (tree / "model" / "code" / "inference.py").is_file()
+    assert (tree / "model" / "code" / "project_io.py").is_file()
     predictions = _predict(image, tree / "model")
     assert all(abs(g - w) < 0.5 for g, w in zip(predictions, EXPECTED, strict=True))

@@ -10,21 +10,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 from pathlib import Path
 
 import joblib
-import numpy as np
 from sklearn.linear_model import Ridge
 
-
-def load_csv(channel_dir: str) -> tuple[np.ndarray, np.ndarray]:
-    """Features and labels of every CSV file in a channel (label in the first column)."""
-    files = sorted(Path(channel_dir).glob("*.csv"))
-    if not files:
-        raise SystemExit(f"no .csv files in {channel_dir}")
-    data = np.vstack([np.loadtxt(path, delimiter=",", ndmin=2) for path in files])
-    return data[:, 1:].astype(np.float32), data[:, 0].astype(np.float32)
+from project_io import keep_serving_code, load_csv, rmse
 
 
 def parse_args() -> argparse.Namespace:
@@ -38,17 +29,6 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def rmse(predicted: np.ndarray, actual: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((np.ravel(predicted) - actual) ** 2)))
-
-
-def keep_inference_code(model_dir: Path) -> None:
-    """Ship inference.py inside the model (model.tar.gz's code/), so `serve` finds the hooks."""
-    code = model_dir / "code"
-    code.mkdir(parents=True, exist_ok=True)
-    shutil.copy(Path(__file__).with_name("inference.py"), code / "inference.py")
-
-
 def main() -> None:
     args = parse_args()
     model_dir = Path(args.model_dir)
@@ -59,7 +39,7 @@ def main() -> None:
     print(f"validation_rmse={rmse(model.predict(x_val), y_val):.4f}")
     joblib.dump(model, model_dir / "model.joblib")
 
-    keep_inference_code(model_dir)
+    keep_serving_code(model_dir)
 
 
 if __name__ == "__main__":

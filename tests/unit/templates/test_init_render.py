@@ -18,14 +18,14 @@ def test_every_template_renders_a_complete_project(
     dest = tmp_path / "proj"
     written = render(kind, dest, name="my-proj", framework=framework)
     names = {str(p.relative_to(dest)) for p in written}
-    expected = {"train.py", "inference.py", "requirements.txt", "README.md"}
+    expected = {"train.py", "inference.py", "project_io.py", "requirements.txt", "README.md"}
     expected |= {"data/train/train.csv", "data/validation/validation.csv"}
     if kind == "byoc":
         expected.add("Dockerfile")
     assert names == expected
     for path in written:
         assert "{{" not in path.read_text(), path
-    for script in ("train.py", "inference.py"):
+    for script in ("train.py", "inference.py", "project_io.py"):
         py_compile.compile(str(dest / script), doraise=True)
     assert "my-proj" in (dest / "README.md").read_text()
 
