@@ -42,7 +42,9 @@ def main() -> None:
         params, train, num_boost_round=args.num_round, evals=[(validation, "validation")]
     )
     print(f"validation_rmse={rmse(booster.predict(validation), y_val):.4f}")
-    booster.save_model(str(model_dir / "xgboost-model"))
+    # UBJSON, XGBoost's own format, under the name SageMaker's XGBoost serving looks for
+    # (save_model would warn that the name has no format extension).
+    (model_dir / "xgboost-model").write_bytes(booster.save_raw("ubj"))
 
     keep_serving_code(model_dir)
 
