@@ -30,6 +30,7 @@ test: venv system-deps
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	PYTHON=$(PY) scripts/typecheck
 
 format: venv
 	$(VENV)/bin/ruff check --fix .

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, request
+from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException
 
@@ -251,7 +252,7 @@ def _flask_app(serving: ServingApp) -> Flask:
         return Response(b"", 200)
 
     @app.get("/execution-parameters")
-    def execution_parameters() -> Response:
+    def execution_parameters() -> ResponseReturnValue:
         return app.json.response(handler.execution_parameters(model, exec_defaults))
 
     manager = serving.models
@@ -269,7 +270,7 @@ def _flask_app(serving: ServingApp) -> Flask:
         models: ModelManager = manager
 
         @app.get("/models")
-        def list_models() -> Response:
+        def list_models() -> ResponseReturnValue:
             return app.json.response(
                 models.list_page(
                     request.args.get("next_page_token") or request.args.get("nextPageToken"),
@@ -278,7 +279,7 @@ def _flask_app(serving: ServingApp) -> Flask:
             )
 
         @app.post("/models")
-        def load_model() -> Response:
+        def load_model() -> ResponseReturnValue:
             data = request.get_json(silent=True)
             name = data.get("model_name") if isinstance(data, dict) else None
             url = data.get("url") if isinstance(data, dict) else None
@@ -290,11 +291,11 @@ def _flask_app(serving: ServingApp) -> Flask:
             return app.json.response({"status": "Workers scaled"})
 
         @app.get("/models/<path:name>")
-        def describe_model(name: str) -> Response:
+        def describe_model(name: str) -> ResponseReturnValue:
             return app.json.response(models.describe(name))
 
         @app.delete("/models/<path:name>")
-        def unload_model(name: str) -> Response:
+        def unload_model(name: str) -> ResponseReturnValue:
             models.unload(name)
             return app.json.response({"status": f'Model "{name}" unregistered'})
 

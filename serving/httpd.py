@@ -330,6 +330,7 @@ class HttpServer:
                 raise HttpError(InferenceError(431, "request head larger than 64 KiB"))
             environ, keep_alive, length, chunked, expect = self._parse_head(conn, end)
             conn.buf = conn.buf[end + 4 :]
+            body: bytes | bytearray
             if chunked:
                 body = self._read_chunked(conn, expect)
             else:

@@ -50,7 +50,7 @@ def model_fn(model_dir: str | Path) -> Any:
     path = model_file(Path(model_dir))
     if path is None:
         raise UserError(f"no TorchScript archive ({', '.join(SUFFIXES)}) in {model_dir}")
-    model = torch.jit.load(str(path), map_location="cpu")
+    model = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
     model.eval()
     return model
 

@@ -248,8 +248,8 @@ class DockerBackend:
         for peer, address in self.addresses.items():
             if peer != host:
                 cmd += ["--add-host", f"{peer}:{address}"]
-        for source, target in (extra_mounts or {}).items():
-            cmd += ["--volume", f"{source}:{target}"]
+        for outside, inside in (extra_mounts or {}).items():
+            cmd += ["--volume", f"{outside}:{inside}"]
         for key, value in env.items():
             cmd += ["--env", f"{key}={value}"]
         if entrypoint:
