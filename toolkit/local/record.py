@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .spec.training import REQUEST_FIELDS
 from .state import write_json_atomic
 
 RECORD_NAME = "training-job.json"
@@ -61,16 +62,7 @@ class JobRecord:
             "LastModifiedTime": created,
             "SecondaryStatusTransitions": [],
         }
-        for key in (
-            "AlgorithmSpecification",
-            "HyperParameters",
-            "InputDataConfig",
-            "OutputDataConfig",
-            "ResourceConfig",
-            "StoppingCondition",
-            "CheckpointConfig",
-            "Environment",
-        ):
+        for key in REQUEST_FIELDS:
             if key in request:
                 doc[key] = request[key]
         record = cls(doc, path)

@@ -24,6 +24,19 @@ MAX_MAX_RUNTIME = 28 * 86400
 DEFAULT_CHECKPOINT_PATH = "/opt/ml/checkpoints"
 HOMOGENEOUS_GROUP = "homogeneousCluster"
 
+#: The CreateTrainingJob fields a local job uses (besides its name); DescribeTrainingJob
+#: echoes them back.
+REQUEST_FIELDS = (
+    "AlgorithmSpecification",
+    "HyperParameters",
+    "InputDataConfig",
+    "OutputDataConfig",
+    "ResourceConfig",
+    "StoppingCondition",
+    "CheckpointConfig",
+    "Environment",
+)
+
 #: Request fields that are valid for SageMaker but mean nothing on one machine.
 IGNORED_FIELDS = (
     "RoleArn",
@@ -259,20 +272,7 @@ def parse_training_job(
     :raises SpecError: naming the JSON path of the first bad field.
     """
     root = doc if isinstance(doc, Node) else Node(dict(doc))
-    root.check_keys(
-        [
-            "TrainingJobName",
-            "AlgorithmSpecification",
-            "HyperParameters",
-            "InputDataConfig",
-            "OutputDataConfig",
-            "ResourceConfig",
-            "StoppingCondition",
-            "CheckpointConfig",
-            "Environment",
-        ],
-        IGNORED_FIELDS,
-    )
+    root.check_keys(["TrainingJobName", *REQUEST_FIELDS], IGNORED_FIELDS)
     name = root.string("TrainingJobName", required=True, pattern=JOB_NAME_PATTERN)
     assert name is not None
 
