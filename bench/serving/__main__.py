@@ -54,6 +54,9 @@ from typing import Any
 import psutil
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # bench/machine.py
+from machine import QUIET_CORES, busy_seconds, wait_for_quiet  # noqa: E402
+
 WORKERS = 2
 FEATURES = 20
 ROUNDS = 50
@@ -75,8 +78,6 @@ TARGET_ADDED_US = 200.0
 TARGET_COLD_S = 1.5
 #: Seconds the thread sleeps before each call when timing the handler "after idle".
 IDLE_GAP = 0.0003
-#: --wait-quiet waits for a second with less than this much CPU (cores) used on the machine.
-QUIET_CORES = 0.25
 
 
 # -- small helpers -----------------------------------------------------------------------------
@@ -505,9 +506,9 @@ def run_wrk(
         env.update(BENCH_BODY=str(body), BENCH_METHOD="POST")
     before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     stack_cpu, nginx_cpu = stack.cpu_seconds()
-    machine = _busy_seconds()
+    machine = busy_seconds()
     out = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    machine = _busy_seconds() - machine
+    machine = busy_seconds() - machine
     stack_cpu_after, nginx_cpu_after = stack.cpu_seconds()
     stack_cpu, nginx_cpu = stack_cpu_after - stack_cpu, nginx_cpu_after - nginx_cpu
     after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -528,23 +529,6 @@ def run_wrk(
     result["wrk_cpu_share"] = wrk_cpu_s / duration if duration else 0.0
     result["others_cores"] = max(0.0, machine - stack_cpu - wrk_cpu_s) / duration if duration else 0
     return result
-
-
-def _busy_seconds() -> float:
-    times = psutil.cpu_times()
-    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
-
-
-def wait_for_quiet(max_wait: float, threshold: float = QUIET_CORES) -> float:
-    """Wait (at most *max_wait* s) for a second in which the machine is busy for less than
-    *threshold* cores (the bench's own stacks are idle meanwhile); the seconds waited."""
-    started = time.monotonic()
-    while time.monotonic() - started < max_wait:
-        before = _busy_seconds()
-        time.sleep(1.0)
-        if _busy_seconds() - before < threshold:
-            break
-    return time.monotonic() - started
 
 
 # -- the run -----------------------------------------------------------------------------------

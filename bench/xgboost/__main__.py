@@ -39,6 +39,9 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # bench/machine.py
+from machine import busy_seconds, wait_for_quiet  # noqa: E402
+
 METHODS: dict[str, tuple[str, ...]] = {
     "csv": ("sagedock-dmatrix", "sagedock-quantile", "xgboost-uri", "pandas"),
     "libsvm": ("sagedock-dmatrix", "sagedock-quantile", "xgboost-uri"),
@@ -276,35 +279,13 @@ def _marks(stderr: str, ours: bool) -> list[tuple[str, float]]:
     return found
 
 
-#: --wait-quiet waits for a second in which the machine is busy for less than this many cores.
-QUIET_CORES = 0.25
 #: A run during which the rest of the machine used less than this many cores counts as quiet.
 QUIET_RUN_CORES = 0.1
-
-
-def _busy_seconds() -> float:
-    """CPU seconds the whole machine has spent busy (all cores, from /proc/stat)."""
-    with open("/proc/stat") as fh:
-        fields = [int(v) for v in fh.readline().split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def wait_for_quiet(max_wait: float) -> float:
-    """Wait (at most *max_wait* s) for a second with the machine busy for less than
-    :data:`QUIET_CORES`; the seconds waited."""
-    started = time.monotonic()
-    while time.monotonic() - started < max_wait:
-        before = _busy_seconds()
-        time.sleep(1.0)
-        if _busy_seconds() - before < QUIET_CORES:
-            break
-    return time.monotonic() - started
 
 
 @dataclass(frozen=True)
@@ -320,13 +301,13 @@ def _timed(command: list[str], env: dict[str, str], *, ours: bool) -> Timed:
     whatever runs before the first phase the process reports; the last phase ends when the
     process has exited), and what else ran on the machine meanwhile."""
     began = time.time()
-    busy, own = _busy_seconds(), _children_cpu()
+    busy, own = busy_seconds(), _children_cpu()
     start = time.perf_counter()
     done = subprocess.run(
         command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     seconds = time.perf_counter() - start
-    others = (_busy_seconds() - busy) - (_children_cpu() - own)
+    others = (busy_seconds() - busy) - (_children_cpu() - own)
     marks = [("start", began), *_marks(done.stderr, ours), ("", began + seconds)]
     phases = {name: max(0.0, nxt - at) for (name, at), (_, nxt) in itertools.pairwise(marks)}
     return Timed(seconds, phases, max(0.0, others / seconds))
