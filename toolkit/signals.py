@@ -10,6 +10,12 @@ reaps every zombie that is reparented to us.
 
 Signal handling is installed only around :meth:`ChildSupervisor.wait`, only on the main
 thread, and the previous handlers are restored afterwards.
+
+In-process training (a built-in algorithm) gets :func:`stop_signals_raise` instead: the signal
+raises :class:`TrainingStopped` in the main thread. Python runs that handler at whatever
+bytecode the main thread is on, and when that is inside a ctypes callback (XGBoost calls its
+log callback every round) or a ``__del__``, the exception is dropped. So the handler also
+records the stop, and long loops call :func:`raise_if_stopped` where raising is safe.
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ import os
 import select
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -62,13 +70,44 @@ class TrainingStopped(BaseException):
         self.signum = signum
 
 
+#: The stop signals received inside :func:`stop_signals_raise`, first one first.
+_received_stops: list[int] = []
+
+
 def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    _received_stops.append(signum)
     raise TrainingStopped(signum)
+
+
+def stop_requested() -> int | None:
+    """The first stop signal received inside :func:`stop_signals_raise`, or ``None``."""
+    return _received_stops[0] if _received_stops else None
+
+
+def raise_if_stopped() -> None:
+    """Raise :class:`TrainingStopped` if a stop signal has arrived, even one whose exception
+    was dropped where it was raised (a ctypes callback, a finalizer)."""
+    signum = stop_requested()
+    if signum is not None:
+        raise TrainingStopped(signum)
+
+
+def _quiet_about_recorded_stops(previous: Any) -> Any:
+    def hook(unraisable: Any) -> object:
+        # The stop is recorded and raise_if_stopped() delivers it: the "Exception ignored"
+        # report with its traceback would only make a clean stop look like a crash.
+        if isinstance(unraisable.exc_value, TrainingStopped):
+            log.debug("a stop signal arrived inside %r; it is acted on later", unraisable.object)
+            return None
+        return previous(unraisable)
+
+    return hook
 
 
 @contextlib.contextmanager
 def stop_signals_raise() -> Iterator[None]:
-    """Within the block, SIGTERM/SIGINT raise :class:`TrainingStopped` in the main thread.
+    """Within the block, SIGTERM/SIGINT raise :class:`TrainingStopped` in the main thread and
+    are recorded for :func:`raise_if_stopped`.
 
     Without this a stop request while we download code or train in-process would either kill us
     without a failure file, or (as PID 1) be ignored by the kernel. Off the main thread this
@@ -77,12 +116,17 @@ def stop_signals_raise() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    _received_stops.clear()
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _quiet_about_recorded_stops(previous_hook)
     previous = {sig: signal.signal(sig, _raise_stopped) for sig in FORWARDED_SIGNALS}
     try:
         yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        sys.unraisablehook = previous_hook
+        _received_stops.clear()
 
 
 def _ignore(signum: int, frame: FrameType | None) -> None:

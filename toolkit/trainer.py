@@ -37,7 +37,7 @@ from .launch.process import run
 from .launch.program import EntryKind, Program
 from .outcome import SUCCESS, Outcome, clear_previous, from_completed, from_exception, report
 from .paths import MlPaths
-from .signals import DEFAULT_GRACE_SECONDS, stop_signals_raise
+from .signals import DEFAULT_GRACE_SECONDS, raise_if_stopped, stop_signals_raise
 from .sources import fetch_code
 
 log = logging.getLogger(__name__)
@@ -121,6 +121,9 @@ def run_job(env: TrainingEnv, environ: Mapping[str, str], settings: TrainSetting
         # the interpreter's full collections at exit included (0.3 s for xgboost).
         gc.freeze()
         algorithm(env)
+        # A stop whose exception was dropped (raised inside a ctypes callback) still ends the
+        # job as stopped, not as a success.
+        raise_if_stopped()
         return SUCCESS
     raise UserError(
         "nothing to train: name a program (SAGEMAKER_PROGRAM or the sagemaker_program "

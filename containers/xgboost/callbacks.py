@@ -19,6 +19,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 import xgboost
 
+from sagedock.toolkit.signals import raise_if_stopped
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -179,6 +181,24 @@ class SaveModelEachRound(xgboost.callback.TrainingCallback):
     def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
         _atomic_save(model, self.path)
         self.saved = True
+        return False
+
+
+class StopOnSignal(xgboost.callback.TrainingCallback):
+    """End training at the next round boundary once a stop signal has arrived.
+
+    The signal's own :class:`~sagedock.toolkit.signals.TrainingStopped` is lost when it is
+    raised inside XGBoost's log callback (a ctypes callback, called every round); raised
+    from here it reaches :func:`~sagedock.containers.xgboost.train.stop_saves_model`. Put it
+    last, so the round it ends still gets its log line and saved model.
+    """
+
+    def before_training(self, model: Any) -> Any:
+        raise_if_stopped()
+        return model
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+        raise_if_stopped()
         return False
 
 

@@ -30,11 +30,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from types import TracebackType
-from typing import Any
 
 from sagedock.toolkit.outcome import Outcome, report
 from sagedock.toolkit.paths import MlPaths
-from sagedock.toolkit.signals import FORWARDED_SIGNALS, TrainingStopped, signal_name
+from sagedock.toolkit.signals import FORWARDED_SIGNALS, signal_name
 
 logger = logging.getLogger(__name__)
 
@@ -123,17 +122,6 @@ def _watch(guard: StopGuard, read_fd: int, forward_fd: int) -> None:
             return
 
 
-def _ignore_swallowed_stops(previous: Callable[[Any], object]) -> Callable[[Any], object]:
-    def hook(unraisable: Any) -> object:
-        # A TrainingStopped raised inside a ctypes callback is dropped by ctypes; the watcher
-        # acts on that signal, so the "Exception ignored" report would only confuse.
-        if isinstance(unraisable.exc_value, TrainingStopped):
-            return None
-        return previous(unraisable)
-
-    return hook
-
-
 class _Watcher(contextlib.AbstractContextManager["_Watcher"]):
     def __init__(self, guard: StopGuard) -> None:
         self.guard = guard
@@ -141,8 +129,6 @@ class _Watcher(contextlib.AbstractContextManager["_Watcher"]):
     def __enter__(self) -> _Watcher:
         self.read_fd, self.write_fd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self.previous_fd = signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
-        self.previous_hook = sys.unraisablehook
-        sys.unraisablehook = _ignore_swallowed_stops(self.previous_hook)
         self.thread = threading.Thread(
             target=_watch,
             args=(self.guard, self.read_fd, self.previous_fd),
@@ -162,7 +148,6 @@ class _Watcher(contextlib.AbstractContextManager["_Watcher"]):
         os.write(self.write_fd, bytes([_DONE]))
         self.thread.join()
         signal.set_wakeup_fd(self.previous_fd)
-        sys.unraisablehook = self.previous_hook
         os.close(self.read_fd)
         os.close(self.write_fd)
 

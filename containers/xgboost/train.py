@@ -348,7 +348,7 @@ def _train_once(
             num_boost_round=max(plan.hyperparameters.num_round - start, 0),
             evals=watchlist,
             custom_metric=metric,
-            callbacks=[cb.InOrder(callbacks)],
+            callbacks=[cb.InOrder([*callbacks, cb.StopOnSignal()])],
             xgb_model=xgb_model,
             evals_result=evals_result,
             verbose_eval=False,

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +24,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sagedock.containers.xgboost import callbacks as cb
 from sagedock.toolkit.errors import UserError
+from sagedock.toolkit.signals import stop_signals_raise
+from tests.fixtures.signals import signal_inside_ctypes_callback
 from tests.fixtures.xgboost import (
     CONTENT_TYPES,
     FORMATS,
@@ -510,6 +514,26 @@ def test_save_model_on_termination_saves_after_every_round(xgboost_job: JobFacto
     job = _job_with_data(xgboost_job, "csv", num_round=4, save_model_on_termination="true")
     train_inprocess(job)
     assert load_model(job.model_dir / "xgboost-model").num_boosted_rounds() == 4
+
+
+def test_a_stop_lost_in_xgboosts_log_callback_still_ends_training_with_the_round_kept(
+    xgboost_job: JobFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # XGBoost calls its (ctypes) log callback every round; a SIGTERM whose handler runs there
+    # raises into ctypes, which drops the exception. Training must stop anyway.
+    job = _job_with_data(xgboost_job, "csv", num_round=500, save_model_on_termination="true")
+    log_round = cb.EvaluationLog.after_iteration
+
+    def after_iteration(self: cb.EvaluationLog, model: object, epoch: int, log: object) -> bool:
+        if epoch == 5:
+            signal_inside_ctypes_callback(signal.SIGTERM)
+        return log_round(self, model, epoch, log)
+
+    monkeypatch.setattr(cb.EvaluationLog, "after_iteration", after_iteration)
+    with pytest.raises(SystemExit) as stopped, stop_signals_raise():
+        train_inprocess(job)
+    assert stopped.value.code == 0
+    assert load_model(job.model_dir / "xgboost-model").num_boosted_rounds() == 6
 
 
 @pytest.mark.slow
