@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import signal
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,7 +38,7 @@ from tests.fixtures.xgboost import (
     write_recordio_protobuf,
 )
 
-from .support import load_model, round_lines, train_inprocess
+from .support import load_model, piped, round_lines, train_inprocess
 
 JobFactory = Callable[..., XGBoostJob]
 
@@ -491,23 +489,79 @@ def test_pipe_mode_reads_the_epoch_fifo(xgboost_job: JobFactory) -> None:
     job = xgboost_job({"num_round": 3})
     job.add_channel("train", "text/csv", mode="Pipe")
     data = make_dataset("regression", rows=200)
-    payload = "".join(
-        ",".join(f"{v:.6g}" for v in (y, *row)) + "\n"
-        for y, row in zip(data.y, data.x, strict=True)
-    ).encode()
-    fifo = job.channel_dir("train").parent / "train_0"
-    fifo.parent.mkdir(parents=True, exist_ok=True)
-    os.mkfifo(fifo)
-
-    def feed() -> None:
-        with open(fifo, "wb") as pipe:
-            pipe.write(payload)
-
-    writer = threading.Thread(target=feed, daemon=True)
-    writer.start()
-    train_inprocess(job)
-    writer.join(timeout=10)
+    with piped(job, "train", _csv_bytes(data.y, data.x)):
+        train_inprocess(job)
     assert load_model(job.model_dir / "xgboost-model").num_features() == 5
+
+
+def _csv_bytes(*columns: np.ndarray) -> bytes:
+    table = np.column_stack(columns)
+    return "".join(",".join(f"{v:.9g}" for v in row) + "\n" for row in table).encode()
+
+
+def test_pipe_mode_csv_weights_weigh_train_and_validation_rows(
+    xgboost_job: JobFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Column 1 of a piped CSV is the weight (SageMaker's Pipe-mode layout for csv_weights=1):
+    # rows with weight 0 carry absurd labels and must not count, in training or in validation.
+    train, validation = make_dataset("regression", rows=400).split()
+    absurd = np.arange(len(train.y)) % 2 == 0
+    train_y = np.where(absurd, 1e4, train.y).astype(np.float32)
+    train_w = np.where(absurd, 0.0, 1.0).astype(np.float32)
+    val_y = validation.y.copy()
+    val_y[::2] = 1e4
+    val_w = np.ones_like(val_y)
+    val_w[::2] = 0.0
+    job = xgboost_job({"num_round": 20, "csv_weights": 1})
+    job.add_channel("train", "text/csv", mode="Pipe")
+    job.add_channel("validation", "text/csv", mode="Pipe")
+    with (
+        piped(job, "train", _csv_bytes(train_y, train_w, train.x)),
+        piped(job, "validation", _csv_bytes(val_y, val_w, validation.x)),
+    ):
+        train_inprocess(job)
+    assert round_lines(capsys.readouterr().out)[-1][1]["validation-rmse"] < 1  # unweighted ~7000
+    import xgboost
+
+    model = load_model(job.model_dir / "xgboost-model")
+    assert model.num_features() == 5  # the weight is no feature
+    pred = model.predict(xgboost.DMatrix(validation.x))
+    assert float(np.sqrt(np.mean((pred - validation.y) ** 2))) < 1
+
+
+def test_pipe_mode_recordio_protobuf_trains_the_file_mode_model(
+    xgboost_job: JobFactory, tmp_path: Path
+) -> None:
+    # Two objects (one dense, one sparse) streamed one after the other into each FIFO give the
+    # model that File mode trains on the same two files.
+    train, validation = make_dataset("binary", rows=400).split()
+    halves = {
+        "train": (train.x[:150], train.y[:150], train.x[150:], train.y[150:]),
+        "validation": (validation.x[:50], validation.y[:50], validation.x[50:], validation.y[50:]),
+    }
+    hps = {"num_round": 5, "max_depth": 3, "objective": "binary:logistic"}
+    file_job = xgboost_job(hps)
+    pipe_job = xgboost_job(hps)
+    streams: dict[str, list[bytes]] = {}
+    for channel, (x1, y1, x2, y2) in halves.items():
+        folder = file_job.add_channel(channel, "application/x-recordio-protobuf")
+        dense = write_recordio_protobuf(folder / "part-0.pbr", x1, y1)
+        sparse = write_recordio_protobuf(folder / "part-1.pbr", x2, y2, sparse=True)
+        streams[channel] = [dense.read_bytes(), sparse.read_bytes()]
+        pipe_job.add_channel(channel, "application/x-recordio-protobuf", mode="Pipe")
+    train_inprocess(file_job)
+    with (
+        piped(pipe_job, "train", *streams["train"]),
+        piped(pipe_job, "validation", *streams["validation"]),
+    ):
+        train_inprocess(pipe_job)
+    import xgboost
+
+    from_file = load_model(file_job.model_dir / "xgboost-model")
+    from_pipe = load_model(pipe_job.model_dir / "xgboost-model")
+    assert from_pipe.num_boosted_rounds() == 5 and from_pipe.num_features() == 5
+    probe = xgboost.DMatrix(make_dataset("binary", rows=50, seed=3).x)
+    np.testing.assert_array_equal(from_pipe.predict(probe), from_file.predict(probe))
 
 
 def test_save_model_on_termination_saves_after_every_round(xgboost_job: JobFactory) -> None:
@@ -587,19 +641,8 @@ def test_parquet_pipe_of_concatenated_files(xgboost_job: JobFactory, tmp_path: P
     for i in range(2):
         data = make_dataset("regression", rows=50, seed=i)
         parts.append(write_parquet(tmp_path / f"{i}.parquet", data.x, data.y).read_bytes())
-    fifo = job.channel_dir("train").parent / "train_0"
-    fifo.parent.mkdir(parents=True, exist_ok=True)
-    os.mkfifo(fifo)
-
-    def feed() -> None:
-        with open(fifo, "wb") as pipe:
-            for part in parts:
-                pipe.write(part)
-
-    writer = threading.Thread(target=feed, daemon=True)
-    writer.start()
-    train_inprocess(job)
-    writer.join(timeout=10)
+    with piped(job, "train", *parts):
+        train_inprocess(job)
     assert load_model(job.model_dir / "xgboost-model").num_features() == 5
 
 
