@@ -104,9 +104,17 @@ class JobRecord:
                 self.document["TrainingStartTime"] = ts
             self._save()
 
-    def finish(self, status: str, secondary: str, *, failure_reason: str | None = None) -> None:
-        """Set the final TrainingJobStatus and SecondaryStatus, and the end timestamps."""
-        self.transition(secondary)
+    def finish(
+        self,
+        status: str,
+        secondary: str,
+        *,
+        failure_reason: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Set the final TrainingJobStatus and SecondaryStatus (with *message* as its
+        StatusMessage, else the usual one), and the end timestamps."""
+        self.transition(secondary, message)
         with self._lock:
             ts = now()
             self.document["TrainingJobStatus"] = status

@@ -3,7 +3,8 @@
 Pure planning first: :func:`channel_objects` lists what a channel holds (a prefix, a local
 directory or file, a manifest), and :func:`objects_for_host` picks one host's share of it for
 an epoch (``ShuffleConfig`` shuffles with the seed, per epoch; ``ShardedByS3Key`` deals the
-objects out to the hosts in turn; ``FullyReplicated`` gives every host everything). Then the
+objects out in turn to the hosts that receive the channel; ``FullyReplicated`` gives each of
+them everything); :func:`share_of` does it by host name. Then the
 side effects: :class:`ObjectCache` downloads each S3 object once per job, and
 :func:`stage_files` fills a File-mode channel directory.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 import random
 import shutil
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -60,6 +61,21 @@ def objects_for_host(
     return items
 
 
+def share_of(
+    objects: Sequence[T],
+    channel: InputChannel,
+    receivers: Sequence[str],
+    host: str,
+    epoch: int = 0,
+) -> list[T]:
+    """*host*'s share of a channel that the hosts *receivers* get (see
+    :meth:`TrainingJobSpec.hosts_receiving`): sharded by *host*'s position among them, and
+    nothing for a host that is not one of them, as SageMaker does with ``InstanceGroupNames``."""
+    if host not in receivers:
+        return []
+    return objects_for_host(objects, channel, list(receivers).index(host), len(receivers), epoch)
+
+
 class ObjectCache:
     """Local copies of S3 objects, each downloaded once per job (threads may share it)."""
 
@@ -88,11 +104,19 @@ def stage_files(
     dest_dir: Path,
     cache: ObjectCache,
     progress: Progress | None = None,
+    *,
+    stop: Callable[[], bool] | None = None,
 ) -> list[Path]:
-    """Copy *objects* into *dest_dir* at their relative paths; returns the files written."""
+    """Copy *objects* into *dest_dir* at their relative paths; returns the files written.
+
+    *stop* is asked before each object: when it answers True, staging ends there (a stop or
+    the job's max runtime must not wait for a large channel to finish copying).
+    """
     dest_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for obj in objects:
+        if stop is not None and stop():
+            break
         src = cache.local_path(obj.location)
         dest = dest_dir.joinpath(*obj.relative.split("/"))
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -37,7 +37,7 @@ from .progress import Progress
 from .record import RECORD_NAME, JobRecord, now
 from .spec.reader import SpecError
 from .spec.training import InputChannel, TrainingJobSpec
-from .staging import ObjectCache, channel_objects, objects_for_host, stage_files
+from .staging import ObjectCache, channel_objects, share_of, stage_files
 
 DEFAULT_STOP_GRACE = 120.0
 SUBMIT_DIR_HP = "sagemaker_submit_directory"
@@ -246,6 +246,8 @@ class TrainingJob:
         self.hosts: list[_Host] = []
         self.record: JobRecord | None = None
         self._hosts_started = False
+        # MaxRuntimeInSeconds counts from the job's start, data staging included (set in run()).
+        self._deadline = float("inf")
 
     # -- control --------------------------------------------------------------------------
     def stop(self, *, force: bool = False) -> None:
@@ -259,6 +261,22 @@ class TrainingJob:
 
     def _say(self, text: str) -> None:
         self.sink.message(text)
+
+    def _stop_cause(self) -> str | None:
+        """Why the job must stop now: ``Stopped`` (a stop was asked for),
+        ``MaxRuntimeExceeded``, or None to go on."""
+        if self._stop_reason is not None:
+            return "Stopped"
+        if time.monotonic() >= self._deadline:
+            return "MaxRuntimeExceeded"
+        return None
+
+    def _stop_message(self, cause: str, during: str) -> str:
+        why = {
+            "Stopped": "a stop was requested",
+            "MaxRuntimeExceeded": f"MaxRuntimeInSeconds ({self.spec.max_runtime}) was exceeded",
+        }[cause]
+        return f"Training job stopped while {during}: {why}"
 
     # -- the run --------------------------------------------------------------------------
     def validate(self) -> None:
@@ -299,6 +317,7 @@ class TrainingJob:
         after that ends in a record with status Completed, Failed or Stopped.
         """
         self.validate()
+        self._deadline = time.monotonic() + self.spec.max_runtime
         if self.job_dir.exists():
             shutil.rmtree(self.job_dir)
         self.job_dir.mkdir(parents=True)
@@ -319,22 +338,31 @@ class TrainingJob:
             f"{self.backend.name} backend"
         )
         status, secondary, reason = "Failed", "Failed", None
+        final_message: str | None = None
         try:
             self._prepare_hosts()
             record.transition("Downloading")
             self._say(f"{now()} Downloading - Downloading input data")
             self._stage()
-            if self._stop_reason is not None:  # stopped while data was being staged
-                status, secondary, reason = "Stopped", "Stopped", None
+            cause = self._stop_cause()
+            if cause is not None:  # stopped while data was being staged: no host ever ran
+                status, secondary, reason = "Stopped", cause, None
+                final_message = self._stop_message(cause, "downloading input data")
+                record.update(TrainingJobStatus="Stopping")
+                record.transition("Stopping", final_message)
+                self._say(f"{now()} Stopping - {final_message}")
             else:
                 record.transition("Training")
                 self._say(f"{now()} Training - Training in progress")
                 status, secondary, reason = self._train()
-            # output.tar.gz is published for failed jobs too (it often holds the evidence);
-            # model.tar.gz only for jobs that completed or were stopped.
-            record.transition("Uploading")
-            self._say(f"{now()} Uploading - Uploading generated training model")
-            self._upload(with_model=status != "Failed" and self._hosts_started)
+                if status == "Stopped":
+                    final_message = self._stop_message(secondary, "training")
+            if self._hosts_started:
+                # output.tar.gz is published for failed jobs too (it often holds the
+                # evidence); model.tar.gz only for jobs that completed or were stopped.
+                record.transition("Uploading")
+                self._say(f"{now()} Uploading - Uploading generated training model")
+                self._upload(with_model=status != "Failed")
         except SagedockError as exc:
             status, secondary, reason = "Failed", "Failed", exc.describe()
         except Exception as exc:  # a bug of ours: still end the job with a record, then raise
@@ -345,7 +373,7 @@ class TrainingJob:
             self._teardown_hosts()
             if self.metrics.definitions:
                 record.update(FinalMetricDataList=self.metrics.final())
-            record.finish(status, secondary, failure_reason=reason)
+            record.finish(status, secondary, failure_reason=reason, message=final_message)
             self._publish_record(record)
             self._cleanup(status)
         final = record.to_dict()
@@ -418,9 +446,11 @@ class TrainingJob:
         return json.dumps(str(Path(seen) / "code"))
 
     def _stage(self) -> None:
+        """Copy File-mode channels into the hosts' trees, download what Pipe mode streams,
+        restore checkpoints and prepare the pipes; returns early, between two files, when the
+        job must stop (:meth:`_stop_cause`)."""
         spec = self.spec
         cache = ObjectCache(self.job_dir / "cache", self.environ)
-        n = len(self.hosts)
         file_plan: list[tuple[_Host, InputChannel, list[Any]]] = []
         prefetch: list[Any] = []
         pipe_plan: list[tuple[InputChannel, list[Any]]] = []
@@ -437,27 +467,40 @@ class TrainingJob:
                 prefetch += objects
                 pipe_plan.append((channel, objects))
             else:
+                receivers = spec.hosts_receiving(channel)
                 for host in self.hosts:
-                    if channel in spec.channels_for(host.name):
-                        share = objects_for_host(objects, channel, host.index, n)
+                    if host.name in receivers:
+                        share = share_of(objects, channel, receivers, host.name)
                         file_plan.append((host, channel, share))
         total = sum(o.size or 0 for _, _, share in file_plan for o in share)
         total += sum(getattr(o, "size", None) or 0 for o in prefetch)
         progress = Progress(
             "Downloading input data", total, self.options.progress_stream or sys.stderr
         )
+
+        def must_stop() -> bool:
+            return self._stop_cause() is not None
+
         try:
             for host, channel, share in file_plan:
-                stage_files(share, host.paths.channel_dir(channel.name), cache, progress)
+                stage_files(
+                    share, host.paths.channel_dir(channel.name), cache, progress, stop=must_stop
+                )
+                if must_stop():
+                    return
             for item in prefetch:
+                if must_stop():
+                    return
                 cache.local_path(item.location)
                 progress.advance(getattr(item, "size", None) or 0)
         finally:
             progress.close()
         for host in self.hosts:
+            if must_stop():
+                return
             self._restore_checkpoints(host)
             for channel, units in pipe_plan:
-                if channel in spec.channels_for(host.name):
+                if host.name in spec.hosts_receiving(channel):
                     feeder = self._feeder(host, channel, units, cache)
                     feeder.prepare()
                     host.feeders.append(feeder)
@@ -465,10 +508,10 @@ class TrainingJob:
     def _feeder(
         self, host: _Host, channel: InputChannel, units: list[Any], cache: ObjectCache
     ) -> PipeFeeder:
-        n = len(self.hosts)
+        receivers = self.spec.hosts_receiving(channel)
 
         def items(epoch: int) -> list[PipeItem]:
-            share = objects_for_host(units, channel, host.index, n, epoch)
+            share = share_of(units, channel, receivers, host.name, epoch)
             out: list[PipeItem] = []
             for unit in share:
                 if isinstance(unit, list):  # an augmented-manifest line
@@ -548,7 +591,6 @@ class TrainingJob:
         self.backend.prepare(spec.name, spec.hosts)
         image = docker_image(spec) if isinstance(self.backend, DockerBackend) else None
         logs_dir = self.job_dir / "logs"
-        started = time.monotonic()
         self._hosts_started = True
         for host in self.hosts:
             mounts: dict[str, str] = {}
@@ -588,7 +630,7 @@ class TrainingJob:
             )
             sync.start()
         try:
-            outcome = self._supervise(started)
+            outcome = self._supervise()
         finally:
             for host in self.hosts:
                 for feeder in host.feeders:
@@ -602,8 +644,7 @@ class TrainingJob:
                     self._say(f"checkpoint sync failed: {exc.message}")
         return outcome
 
-    def _supervise(self, started: float) -> tuple[str, str, str | None]:
-        deadline = started + self.spec.max_runtime
+    def _supervise(self) -> tuple[str, str, str | None]:
         failure: tuple[_Host, int] | None = None
         stop_secondary: str | None = None
         while True:
@@ -620,11 +661,8 @@ class TrainingJob:
                 break
             if failure is not None or self._feeder_error:
                 break
-            if self._stop_reason is not None:
-                stop_secondary = "Stopped"
-                break
-            if time.monotonic() >= deadline:
-                stop_secondary = "MaxRuntimeExceeded"
+            stop_secondary = self._stop_cause()
+            if stop_secondary is not None:
                 break
             time.sleep(0.1)
 

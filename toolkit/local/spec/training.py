@@ -148,6 +148,14 @@ class TrainingJobSpec:
             c for c in self.channels if not c.instance_groups or group in c.instance_groups
         )
 
+    def hosts_receiving(self, channel: InputChannel) -> tuple[str, ...]:
+        """The hosts that get *channel*, in host order: all of them, or those of the instance
+        groups its ``InstanceGroupNames`` lists. ``ShardedByS3Key`` deals a channel out among
+        these hosts only, so that no object is left to a host that never receives it."""
+        if not channel.instance_groups:
+            return self.hosts
+        return tuple(h for h in self.hosts if self.group_of(h).name in channel.instance_groups)
+
 
 def _location(node: Node, key: str, cwd: Path | None) -> str:
     raw = node.string(key, required=True)

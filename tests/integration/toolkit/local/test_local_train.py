@@ -517,3 +517,137 @@ def test_builtin_xgboost_trains_on_two_hosts_with_sharded_csv(
     assert "xgboost-model" in members(tmp_path / "out" / "xgb-2" / "output" / "model.tar.gz")
     (metric,) = result.record["FinalMetricDataList"]
     assert metric["MetricName"] == "train:error" and 0 <= metric["Value"] < 0.2
+
+
+SEE_CHANNELS = """
+import json, os
+host = os.environ["SM_CURRENT_HOST"]
+seen = {}
+for channel in json.loads(os.environ["SM_CHANNELS"]):
+    if channel == "stream":
+        with open(os.environ["SM_INPUT_DIR"] + "/data/stream_0", "rb") as pipe:
+            seen[channel] = pipe.read().decode().split()
+    else:
+        seen[channel] = sorted(os.listdir(os.environ["SM_CHANNEL_" + channel.upper()]))
+with open(os.path.join(os.environ["SM_MODEL_DIR"], f"{host}.json"), "w") as f:
+    json.dump(seen, f)
+"""
+
+
+def test_sharded_channels_limited_to_an_instance_group_are_dealt_among_its_hosts_only(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    script(tmp_path, "train.py", SEE_CHANNELS)
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(8):
+        (data / f"part-{i}.csv").write_text(f"{i}\n")
+    doc = job_doc(
+        tmp_path,
+        "train.py",
+        channels=[
+            f"train={data},distribution=ShardedByS3Key",
+            f"stream={data},distribution=ShardedByS3Key,mode=Pipe",
+        ],
+    )
+    doc["ResourceConfig"] = {
+        "InstanceGroups": [
+            {"InstanceGroupName": "a", "InstanceType": "ml.m5.large", "InstanceCount": 2},
+            {"InstanceGroupName": "b", "InstanceType": "ml.c5.large", "InstanceCount": 2},
+        ]
+    }
+    for channel in doc["InputDataConfig"]:
+        channel["DataSource"]["S3DataSource"]["InstanceGroupNames"] = ["b"]
+    result, logs = run_job(doc, env, stop_grace=5)
+
+    assert result.exit_code == 0, logs
+    files = members(tmp_path / "out" / "job" / "output" / "model.tar.gz")
+    seen = {host: json.loads(files[f"{host}.json"]) for host in ("algo-3", "algo-4")}
+    # group a's hosts get neither channel
+    assert json.loads(files["algo-1.json"]) == json.loads(files["algo-2.json"]) == {}
+    # group b's two hosts share every object between them, File and Pipe mode alike
+    assert seen["algo-3"]["train"] == [f"part-{i}.csv" for i in (0, 2, 4, 6)]
+    assert seen["algo-4"]["train"] == [f"part-{i}.csv" for i in (1, 3, 5, 7)]
+    assert seen["algo-3"]["stream"] == ["0", "2", "4", "6"]
+    assert seen["algo-4"]["stream"] == ["1", "3", "5", "7"]
+
+
+class TerminalLike(io.StringIO):
+    """A progress stream that looks like a terminal, so that staging redraws its bar after the
+    first file; that first redraw runs *on_first_draw* (a stop arriving mid-staging)."""
+
+    def __init__(self, on_first_draw: Any) -> None:
+        super().__init__()
+        self.on_first_draw = on_first_draw
+        self.drawn = False
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not self.drawn:
+            self.drawn = True
+            self.on_first_draw()
+        return super().write(text)
+
+
+def _staging_job(
+    tmp_path: Path, env: dict[str, str], on_first_draw: Any, **flags: Any
+) -> tuple[TrainingJob, io.StringIO]:
+    script(tmp_path, "train.py", SLEEPER)
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(20):
+        (data / f"part-{i:02d}.csv").write_text(f"{i}\n")
+    doc = job_doc(tmp_path, "train.py", channels=[f"train={data}"], **flags)
+    out = io.StringIO()
+    job = TrainingJob(
+        parse_training_job(doc),
+        environ=env,
+        options=TrainOptions(stream=out, progress_stream=TerminalLike(on_first_draw)),
+    )
+    return job, out
+
+
+def test_a_stop_during_staging_ends_the_job_before_the_remaining_files_or_any_host(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    holder: dict[str, TrainingJob] = {}
+    job, out = _staging_job(tmp_path, env, lambda: holder["job"].stop())
+    holder["job"] = job
+    result = job.run()
+
+    record = result.record
+    assert (record["TrainingJobStatus"], record["SecondaryStatus"]) == ("Stopped", "Stopped")
+    assert result.exit_code == 3
+    last = record["SecondaryStatusTransitions"][-1]["StatusMessage"]
+    assert last == "Training job stopped while downloading input data: a stop was requested"
+    assert [t["Status"] for t in record["SecondaryStatusTransitions"]] == [
+        "Starting",
+        "Downloading",
+        "Stopping",
+        "Stopped",
+    ]
+    staged = list((result.job_dir / "hosts" / "algo-1" / "input" / "data" / "train").iterdir())
+    assert len(staged) == 1, out.getvalue()
+    assert "sleeping" not in out.getvalue()  # the host never started
+    assert not (tmp_path / "out" / "job" / "output").exists()
+
+
+def test_max_runtime_counts_from_the_job_start_so_slow_staging_uses_it_up(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    job, out = _staging_job(tmp_path, env, lambda: time.sleep(1.2), max_runtime=1)
+    result = job.run()
+
+    record = result.record
+    assert (record["TrainingJobStatus"], record["SecondaryStatus"]) == (
+        "Stopped",
+        "MaxRuntimeExceeded",
+    )
+    assert record["SecondaryStatusTransitions"][-1]["StatusMessage"] == (
+        "Training job stopped while downloading input data: MaxRuntimeInSeconds (1) was exceeded"
+    )
+    assert "sleeping" not in out.getvalue()
+    staged = list((result.job_dir / "hosts" / "algo-1" / "input" / "data" / "train").iterdir())
+    assert len(staged) == 1

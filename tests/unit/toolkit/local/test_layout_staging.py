@@ -12,7 +12,7 @@ from sagedock.toolkit.local.locations import DataObject
 from sagedock.toolkit.local.metrics import MetricCollector, match_metrics
 from sagedock.toolkit.local.spec import parse_training_job
 from sagedock.toolkit.local.spec.training import InputChannel, MetricDefinition
-from sagedock.toolkit.local.staging import objects_for_host
+from sagedock.toolkit.local.staging import objects_for_host, share_of
 
 
 def spec(**overrides: Any) -> Any:
@@ -120,6 +120,37 @@ def test_fully_replicated_channels_give_every_host_everything_in_order(
     channel = _channel("FullyReplicated")
     for i in range(hosts):
         assert objects_for_host(objects, channel, i, hosts) == objects
+
+
+def test_a_channel_limited_to_instance_groups_is_sharded_among_their_hosts_only() -> None:
+    doc = {
+        "ResourceConfig": {
+            "InstanceGroups": [
+                {"InstanceGroupName": "a", "InstanceType": "ml.m5.large", "InstanceCount": 2},
+                {"InstanceGroupName": "b", "InstanceType": "ml.c5.large", "InstanceCount": 2},
+            ]
+        },
+        "InputDataConfig": [
+            {
+                "ChannelName": "train",
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": "s3://bucket/t",
+                        "S3DistributionType": "ShardedByS3Key",
+                        "InstanceGroupNames": ["b"],
+                    }
+                },
+            }
+        ],
+    }
+    job = spec(**doc)
+    (channel,) = job.channels
+    receivers = job.hosts_receiving(channel)
+    assert receivers == ("algo-3", "algo-4")
+    objects = list(range(8))
+    shares = {h: share_of(objects, channel, receivers, h) for h in job.hosts}
+    assert shares == {"algo-1": [], "algo-2": [], "algo-3": [0, 2, 4, 6], "algo-4": [1, 3, 5, 7]}
 
 
 def test_shuffle_is_seeded_and_differs_between_epochs() -> None:
