@@ -7,6 +7,7 @@ Both give a :class:`HostRun` with the host's merged stdout/stderr, ``poll()``, `
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import random
 import signal
@@ -17,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from sagedock.toolkit.errors import PlatformError
 
@@ -28,6 +30,58 @@ _PRIVATE_PREFIXES = ("SM_", "SAGEMAKER_", "SAGEDOCK_", "TRAINING_JOB_")
 def inherited_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The caller's environment minus SageMaker/sagedock variables of its own."""
     return {k: v for k, v in environ.items() if not k.startswith(_PRIVATE_PREFIXES)}
+
+
+#: The caller's AWS variables a container gets (the SDK's local mode passes the same ones):
+#: credentials, region, and the S3 endpoint, without which a container's own S3 reads (an
+#: ``s3://`` ``sagemaker_submit_directory``, say) would go to AWS instead of the endpoint the
+#: job's data came from.
+CONTAINER_AWS_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_REGION",
+    "AWS_DEFAULT_REGION",
+    "AWS_ENDPOINT_URL_S3",
+    "AWS_ENDPOINT_URL",
+)
+_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+
+#: The name under which a container reaches this machine (Docker Desktop's spelling; the
+#: docker backend maps it to the job network's gateway with ``--add-host``).
+HOST_ALIAS = "host.docker.internal"
+
+
+def _is_loopback(hostname: str) -> bool:
+    if hostname.lower() == "localhost" or hostname.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def container_endpoint(url: str) -> str:
+    """*url* as a container sees this machine: a loopback host (``127.0.0.1``, ``localhost``,
+    ``[::1]``) becomes :data:`HOST_ALIAS`, since inside a container the loopback address is
+    the container itself; any other URL is returned as it is."""
+    parts = urlsplit(url)
+    if not parts.hostname or not _is_loopback(parts.hostname):
+        return url
+    netloc = HOST_ALIAS if parts.port is None else f"{HOST_ALIAS}:{parts.port}"
+    if "@" in parts.netloc:
+        netloc = parts.netloc.rsplit("@", 1)[0] + "@" + netloc
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def container_aws_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The :data:`CONTAINER_AWS_VARIABLES` set in *environ*, endpoints rewritten with
+    :func:`container_endpoint`."""
+    env = {k: environ[k] for k in CONTAINER_AWS_VARIABLES if environ.get(k)}
+    for key in _ENDPOINT_VARIABLES:
+        if key in env:
+            env[key] = container_endpoint(env[key])
+    return env
 
 
 class HostRun(Protocol):
@@ -184,6 +238,8 @@ class DockerBackend:
     name: str = "docker"
     network_interface: str = "eth0"
     network: str | None = None
+    gateway: str | None = None
+    """This machine's address on the job's network (what :data:`HOST_ALIAS` resolves to)."""
     addresses: dict[str, str] = field(default_factory=dict)
     containers: list[str] = field(default_factory=list)
     _suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
@@ -204,9 +260,19 @@ class DockerBackend:
         last = ""
         for _ in range(8):
             prefix = f"10.{rng.randint(100, 254)}.{rng.randint(0, 255)}"
-            done = _docker("network", "create", "--subnet", f"{prefix}.0/24", name, check=False)
+            done = _docker(
+                "network",
+                "create",
+                "--subnet",
+                f"{prefix}.0/24",
+                "--gateway",
+                f"{prefix}.1",
+                name,
+                check=False,
+            )
             if done.returncode == 0:
                 self.network = name
+                self.gateway = f"{prefix}.1"
                 self.addresses = {h: f"{prefix}.{10 + i}" for i, h in enumerate(hosts)}
                 return
             last = (done.stderr or done.stdout).strip()
@@ -225,12 +291,50 @@ class DockerBackend:
     ) -> HostRun:
         from sagedock.toolkit.images.docker import cli
 
+        cmd = self.run_arguments(
+            host,
+            host_dir,
+            env,
+            image=image,
+            entrypoint=entrypoint,
+            arguments=arguments,
+            extra_mounts=extra_mounts,
+        )
+        name = self.container_name(host)
+        try:
+            popen = subprocess.Popen(
+                [cli(), *cmd],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise PlatformError(f"cannot start {host}: {exc}") from exc
+        self.containers.append(name)
+        return ContainerHost(host, popen, container=name)
+
+    def container_name(self, host: str) -> str:
+        assert self.network is not None, "prepare() first"
+        return f"{self.network}-{host}"
+
+    def run_arguments(
+        self,
+        host: str,
+        host_dir: Path,
+        env: Mapping[str, str],
+        *,
+        image: str | None = None,
+        entrypoint: Sequence[str] = (),
+        arguments: Sequence[str] = (),
+        extra_mounts: Mapping[str, str] | None = None,
+    ) -> list[str]:
+        """The ``docker`` arguments (``run ...``) that start *host* (after :meth:`prepare`)."""
         if not image:
             raise PlatformError("the docker backend needs an image")
-        assert self.network is not None, "prepare() first"
-        name = f"{self.network}-{host}"
+        name = self.container_name(host)
+        assert self.network is not None
         cmd = [
-            cli(),
             "run",
             "--name",
             name,
@@ -248,6 +352,8 @@ class DockerBackend:
         for peer, address in self.addresses.items():
             if peer != host:
                 cmd += ["--add-host", f"{peer}:{address}"]
+        if self.gateway:
+            cmd += ["--add-host", f"{HOST_ALIAS}:{self.gateway}"]
         for outside, inside in (extra_mounts or {}).items():
             cmd += ["--volume", f"{outside}:{inside}"]
         for key, value in env.items():
@@ -258,18 +364,7 @@ class DockerBackend:
             cmd += [image, *arguments]
         else:
             cmd += [image, "train"]
-        try:
-            popen = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            raise PlatformError(f"cannot start {host}: {exc}") from exc
-        self.containers.append(name)
-        return ContainerHost(host, popen, container=name)
+        return cmd
 
     def teardown(self) -> None:
         for name in self.containers:

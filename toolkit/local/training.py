@@ -27,7 +27,13 @@ from sagedock.toolkit.paths import MlPaths
 
 from . import layout, locations, state
 from .artifacts import publish_merged
-from .backends import DockerBackend, HostRun, ProcessBackend, inherited_environment
+from .backends import (
+    DockerBackend,
+    HostRun,
+    ProcessBackend,
+    container_aws_environment,
+    inherited_environment,
+)
 from .checkpoints import CheckpointSync, restore
 from .logs import LogPump, LogSink
 from .manifests import AugmentedRecord, read_augmented_manifest
@@ -564,20 +570,10 @@ class TrainingJob:
             if algorithm:
                 env["SAGEDOCK_ALGORITHM"] = algorithm
         else:
-            # A container gets only the job's environment, plus AWS credentials and region
-            # when we have them (as the SDK's local mode passes them).
-            env = {
-                k: v
-                for k, v in self.environ.items()
-                if k
-                in (
-                    "AWS_ACCESS_KEY_ID",
-                    "AWS_SECRET_ACCESS_KEY",
-                    "AWS_SESSION_TOKEN",
-                    "AWS_REGION",
-                    "AWS_DEFAULT_REGION",
-                )
-            }
+            # A container gets only the job's environment, plus AWS credentials, region and
+            # S3 endpoint when we have them (an endpoint on this machine's loopback rewritten
+            # to the address containers reach it at).
+            env = container_aws_environment(self.environ)
             if spec.algorithm_name and not spec.image:
                 env["SAGEDOCK_ALGORITHM"] = spec.algorithm_name
         env.update(spec.environment)
