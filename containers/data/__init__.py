@@ -55,9 +55,18 @@ def read_files(
 
 
 def read_stream(
-    fmt: DataFormat, stream: BinaryIO, *, name: str = "pipe", csv_weights: bool = False
+    fmt: DataFormat,
+    stream: BinaryIO,
+    *,
+    name: str = "pipe",
+    csv_weights: bool = False,
+    scratch_dir: Path | None = None,
 ) -> Iterator[Batch]:
-    """Batches of a Pipe-mode byte *stream* in format *fmt* (csv, parquet, recordio-protobuf)."""
+    """Batches of a Pipe-mode byte *stream* in format *fmt* (csv, parquet, recordio-protobuf).
+
+    Parquet is copied to scratch files in *scratch_dir* (default: the system's temporary
+    directory) one file of the stream at a time, as it can only be read from its end.
+    """
     if fmt == "csv":
         from .csv import read_csv_stream
 
@@ -65,7 +74,7 @@ def read_stream(
     if fmt == "parquet":
         from .parquet import read_parquet_stream
 
-        return read_parquet_stream(stream, name=name)
+        return read_parquet_stream(stream, name=name, scratch_dir=scratch_dir)
     if fmt == "recordio-protobuf":
         from .recordio_protobuf import read_recordio_protobuf_stream
 

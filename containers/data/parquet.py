@@ -4,12 +4,14 @@ Files written by pandas, pyarrow, Spark or Dask are read with pyarrow one row gr
 time; the index columns pandas/Dask store (``__index_level_0__``, ``__null_dask_index__``) are
 not features, as ``pandas.read_parquet`` would not make them columns either. Numeric and
 boolean columns become ``float32``; a null is a missing value. In Pipe mode the files arrive
-concatenated in one stream: :func:`split_parquet_stream` finds where each one ends.
+concatenated in one stream: :func:`read_parquet_stream` copies each to a scratch file as it
+arrives (a parquet file is read from its footer, at its end) and reads it from there.
 """
 
 from __future__ import annotations
 
 import struct
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -137,65 +139,172 @@ def read_parquet_files(files: Sequence[Path]) -> Iterator[Batch]:
                 yield batch
 
 
-def split_parquet_stream(data: bytes | memoryview) -> list[memoryview]:
-    """The parquet files concatenated in *data*, each as a view (Pipe mode joins the files
-    of a channel into one stream).
+#: Bytes read from a Pipe-mode stream at a time.
+STREAM_CHUNK_BYTES = 4 << 20
+_FILE_END = _MAGIC + _MAGIC  # a file's closing magic, then the next file's opening one
+_SMALLEST_FILE = 12  # opening magic, footer length, closing magic
 
-    A file is ``PAR1 ... <footer> <footer length: u32> PAR1``; each candidate end is checked
-    by parsing the footer, so ``PAR1`` bytes inside column data do not split a file.
-    """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    view = memoryview(data)
-    raw = bytes(view) if not isinstance(data, bytes) else data
-    files: list[memoryview] = []
-    pos = 0
-    while pos < len(raw):
-        if raw[pos : pos + 4] != _MAGIC:
+class _ScratchFile:
+    """One parquet file of a Pipe-mode stream, copied to a scratch file as its bytes arrive."""
+
+    def __init__(self, path: Path, stream_offset: int, name: str) -> None:
+        self.path = path
+        self.stream_offset = stream_offset
+        self.name = name
+        self.size = 0
+        self._handle: BinaryIO | None = path.open("wb")
+        self._head = b""  # the first bytes, until the opening magic is confirmed
+        self._tail = b""  # the last bytes: a closing + opening magic may straddle two reads
+
+    def feed(self, data: memoryview) -> tuple[int, bytes] | None:
+        """Append *data*; ``None`` when all of it belongs to this file.
+
+        Where this file ends (a closing magic, then the next file's opening one, and the bytes
+        so far parse as parquet), the scratch file is cut there and ``(kept, carried)`` is
+        returned: the next file is *carried* (the part of its opening magic that came in
+        earlier reads), then ``data[kept:]``.
+        """
+        assert self._handle is not None
+        before = self.size
+        if before < len(_MAGIC):
+            self._head += bytes(data[: len(_MAGIC) - before])
+            if not _MAGIC.startswith(self._head):
+                self.close()
+                raise self._not_parquet()
+        self._handle.write(data)
+        self.size += len(data)
+        searched = self._tail + bytes(data)
+        base = before - len(self._tail)  # the file offset of searched[0]
+        self._tail = searched[-(len(_FILE_END) - 1) :]
+        at = searched.find(_FILE_END)
+        while at >= 0:
+            end = base + at + len(_MAGIC)
+            if self._is_complete(end):
+                self._handle.truncate(end)
+                self.size = end
+                if end < before:
+                    return 0, _MAGIC[: before - end]
+                return end - before, b""
+            at = searched.find(_FILE_END, at + 1)
+        return None
+
+    def finish(self, *, at_end_of_stream: bool) -> Path:
+        """Close the scratch file; at the end of the stream it must hold a whole file."""
+        assert self._handle is not None
+        if at_end_of_stream and not self._is_complete(self.size):
+            self.close()
+            if self.size < len(_MAGIC):
+                raise self._not_parquet()
             raise UserError(
-                f"parquet stream: no parquet file starts at byte offset {pos} "
-                "(expected the magic bytes 'PAR1')"
+                f"{self.name}: the parquet file starting at byte offset {self.stream_offset} "
+                "has no footer at the end of the stream (it is truncated, or followed by data "
+                "that is not parquet)"
             )
-        search = pos + 8
-        while True:
-            end = raw.find(_MAGIC, search)
-            if end < 0:
-                raise UserError(
-                    f"parquet stream: the file starting at byte offset {pos} is truncated "
-                    "(no footer found)"
-                )
-            (footer_len,) = struct.unpack("<I", raw[end - 4 : end])
-            at_boundary = end + 4 == len(raw) or raw[end + 4 : end + 8] == _MAGIC
-            if at_boundary and end - 4 - footer_len >= pos + 4:
-                try:
-                    pq.ParquetFile(pa.BufferReader(view[pos : end + 4])).metadata  # noqa: B018
-                except (pa.ArrowInvalid, OSError):
-                    pass
-                else:
+        self._handle.close()
+        self._handle = None
+        return self.path
+
+    def close(self) -> None:
+        """Close and remove the scratch file."""
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+        self.path.unlink(missing_ok=True)
+
+    def _not_parquet(self) -> UserError:
+        return UserError(
+            f"{self.name}: no parquet file starts at byte offset {self.stream_offset} "
+            "(expected the magic bytes 'PAR1')"
+        )
+
+    def _is_complete(self, end: int) -> bool:
+        """Whether the first *end* bytes are a parquet file: the footer they end with parses
+        (``PAR1`` bytes inside column data do not end a file)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        assert self._handle is not None
+        if end < _SMALLEST_FILE:
+            return False
+        self._handle.flush()
+        with pa.memory_map(str(self.path)) as mapped:
+            # A mapping, not a read: only the footer's pages are touched.
+            whole = mapped.read_buffer()
+            (footer_len,) = struct.unpack("<I", whole.slice(end - 8, 4).to_pybytes())
+            if footer_len > end - _SMALLEST_FILE:
+                return False
+            try:
+                pq.ParquetFile(pa.BufferReader(whole.slice(0, end))).metadata  # noqa: B018
+            except (pa.ArrowInvalid, OSError):
+                return False
+            finally:
+                del whole
+        return True
+
+
+def _scratch_files(
+    stream: BinaryIO, directory: Path, name: str, chunk_bytes: int
+) -> Iterator[Path]:
+    """The parquet files concatenated in *stream*, each copied to a scratch file in
+    *directory* and handed out once its footer has arrived (the caller removes it)."""
+    current: _ScratchFile | None = None
+    offset = 0  # bytes of the stream before the current file
+    count = 0
+    try:
+        while chunk := stream.read(chunk_bytes):
+            data = memoryview(chunk)
+            while data:
+                if current is None:
+                    current = _ScratchFile(directory / f"{count}.parquet", offset, name)
+                    count += 1
+                cut = current.feed(data)
+                if cut is None:
                     break
-            search = end + 1
-        files.append(view[pos : end + 4])
-        pos = end + 4
-    return files
+                kept, carried = cut
+                offset += current.size
+                data = memoryview(carried + bytes(data[kept:])) if carried else data[kept:]
+                finished, current = current.finish(at_end_of_stream=False), None
+                yield finished
+        if current is not None:
+            finished, current = current.finish(at_end_of_stream=True), None
+            yield finished
+    finally:
+        if current is not None:
+            current.close()
 
 
-def read_parquet_stream(stream: BinaryIO, *, name: str = "pipe") -> Iterator[Batch]:
-    """Batches of the parquet files concatenated in a byte *stream* (read to its end first:
-    a parquet file's schema is in its footer)."""
-    import pyarrow as pa
+def read_parquet_stream(
+    stream: BinaryIO,
+    *,
+    name: str = "pipe",
+    scratch_dir: Path | None = None,
+    chunk_bytes: int = STREAM_CHUNK_BYTES,
+) -> Iterator[Batch]:
+    """Batches of the parquet files concatenated in a byte *stream* (a Pipe-mode FIFO).
 
-    data = stream.read()
+    A parquet file can only be read from its end (the schema and where each row group is are
+    in its footer), so each file of the stream is copied to a scratch file in *scratch_dir*
+    (the system's temporary directory when ``None``) as its bytes arrive, read a row group at
+    a time once its footer is in, and removed: disk holds one file of the stream at a time,
+    memory a chunk of the stream and the row group being read.
+    """
     width: int | None = None
-    for number, part in enumerate(split_parquet_stream(data)):
-        label = f"{name} (file {number})"
-        with _open(pa.BufferReader(part), label) as parquet_file:
-            for batch in _read_parquet(parquet_file, label):
-                if width is None:
-                    width = batch.num_cols
-                elif batch.num_cols != width:
-                    raise UserError(
-                        f"{label}: has {batch.num_cols} feature columns, but the first file "
-                        f"has {width}; every file must have the same columns"
-                    )
-                yield batch
+    if scratch_dir is not None:
+        scratch_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="sagedock-parquet-", dir=scratch_dir) as tmp:
+        for number, path in enumerate(_scratch_files(stream, Path(tmp), name, chunk_bytes)):
+            label = f"{name} (file {number})"
+            try:
+                with _open(str(path), label) as parquet_file:
+                    for batch in _read_parquet(parquet_file, label):
+                        if width is None:
+                            width = batch.num_cols
+                        elif batch.num_cols != width:
+                            raise UserError(
+                                f"{label}: has {batch.num_cols} feature columns, but the first "
+                                f"file has {width}; every file must have the same columns"
+                            )
+                        yield batch
+            finally:
+                path.unlink(missing_ok=True)

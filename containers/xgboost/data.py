@@ -146,9 +146,12 @@ def load_stream(
     *,
     csv_weights: bool = False,
     spill_dir: Path | None = None,
+    scratch_dir: Path | None = None,
 ) -> ChannelData | None:
-    """Read a Pipe-mode stream to its end (``None`` when it holds no rows)."""
-    return _collect(name, read_stream(fmt, stream, name=name, csv_weights=csv_weights), spill_dir)
+    """Read a Pipe-mode stream to its end (``None`` when it holds no rows); *scratch_dir* is
+    where a parquet stream's files are copied to be read (see ``read_stream``)."""
+    batches = read_stream(fmt, stream, name=name, csv_weights=csv_weights, scratch_dir=scratch_dir)
+    return _collect(name, batches, spill_dir)
 
 
 def check_labels(data: ChannelData) -> None:

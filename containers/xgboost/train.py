@@ -196,8 +196,9 @@ SCRATCH_ENV = "SAGEDOCK_SCRATCH_DIR"
 
 
 def scratch_dir(env: TrainingEnv) -> Path:
-    """Where parsed batches are spilled: ``SAGEDOCK_SCRATCH_DIR``, else ``/opt/ml/tmp`` (the
-    training volume, which holds the input data too)."""
+    """Where parsed batches are spilled and a Pipe-mode parquet stream's files are copied to
+    be read: ``SAGEDOCK_SCRATCH_DIR``, else ``/opt/ml/tmp`` (the training volume, which holds
+    the input data too)."""
     given = os.environ.get(SCRATCH_ENV, "").strip()
     return Path(given) if given else env.paths.base / "tmp"
 
@@ -230,7 +231,12 @@ def read_inputs(
 
             with open_channel(env, name).open_epoch(0) as stream:
                 return xgb_data.load_stream(
-                    f"{name}_0", stream, fmt, csv_weights=csv_weights, spill_dir=spill_dir
+                    f"{name}_0",
+                    stream,
+                    fmt,
+                    csv_weights=csv_weights,
+                    spill_dir=spill_dir,
+                    scratch_dir=scratch_dir(env),
                 )
         return xgb_data.load_files(
             name, env.paths.channel_dir(name), fmt, csv_weights=csv_weights, spill_dir=spill_dir

@@ -634,16 +634,31 @@ def test_all_formats_train_in_process(xgboost_job: JobFactory) -> None:
         assert load_model(job.model_dir / "xgboost-model").num_boosted_rounds() == 5, fmt
 
 
-def test_parquet_pipe_of_concatenated_files(xgboost_job: JobFactory, tmp_path: Path) -> None:
-    job = xgboost_job({"num_round": 2})
+def test_parquet_pipe_of_concatenated_files(
+    xgboost_job: JobFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # exact: an in-memory DMatrix, so only the parquet stream uses the scratch directory.
+    job = xgboost_job({"num_round": 2, "tree_method": "exact"})
     job.add_channel("train", "application/x-parquet", mode="Pipe")
-    parts = []
+    parts, datasets = [], []
     for i in range(2):
         data = make_dataset("regression", rows=50, seed=i)
+        datasets.append(data)
         parts.append(write_parquet(tmp_path / f"{i}.parquet", data.x, data.y).read_bytes())
+    scratch = tmp_path / "scratch"
+    monkeypatch.setenv("SAGEDOCK_SCRATCH_DIR", str(scratch))
     with piped(job, "train", *parts):
         train_inprocess(job)
-    assert load_model(job.model_dir / "xgboost-model").num_features() == 5
+    import xgboost
+
+    x = np.vstack([d.x for d in datasets])
+    y = np.concatenate([d.y for d in datasets])
+    reference = xgboost.train({"tree_method": "exact"}, xgboost.DMatrix(x, label=y), 2)
+    ours = load_model(job.model_dir / "xgboost-model")
+    np.testing.assert_allclose(
+        ours.predict(xgboost.DMatrix(x)), reference.predict(xgboost.DMatrix(x)), rtol=1e-6
+    )
+    assert scratch.is_dir() and list(scratch.iterdir()) == []  # the copied files are gone
 
 
 def test_dense_enough_libsvm_and_sparse_libsvm_train_the_same_model_as_xgboost(

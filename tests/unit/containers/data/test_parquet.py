@@ -1,17 +1,14 @@
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from sagedock.containers.data.batch import concat
-from sagedock.containers.data.parquet import (
-    read_parquet_files,
-    read_parquet_stream,
-    split_parquet_stream,
-)
+from sagedock.containers.data.parquet import read_parquet_files, read_parquet_stream
 from sagedock.toolkit.errors import UserError
 from tests.fixtures.xgboost import make_dataset, write_parquet
 
@@ -83,19 +80,111 @@ def test_a_file_that_is_not_parquet_is_named(tmp_path: Path) -> None:
         list(read_parquet_files([path]))
 
 
-def test_concatenated_files_in_a_pipe_are_split(tmp_path: Path) -> None:
+class _Pipe(io.RawIOBase):
+    """A FIFO's reading end: the bytes of *data* in reads of at most the asked size, with a
+    record of how much was asked and read."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self._data = memoryview(data)
+        self.consumed = 0
+        self.asked: list[int | None] = []
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        self.asked.append(size)
+        end = len(self._data) if size is None or size < 0 else self.consumed + size
+        piece = bytes(self._data[self.consumed : end])
+        self.consumed += len(piece)
+        return piece
+
+
+def _parquet_files(tmp_path: Path, rows: tuple[int, ...], cols: int = 3) -> list[bytes]:
     parts = []
-    for i in range(3):
-        data = make_dataset("regression", rows=10 + i, cols=3, seed=i)
+    for i, n in enumerate(rows):
+        data = make_dataset("regression", rows=n, cols=cols, seed=i)
         parts.append(write_parquet(tmp_path / f"{i}.parquet", data.x, data.y).read_bytes())
-    stream = b"".join(parts)
-    assert [len(v) for v in split_parquet_stream(stream)] == [len(p) for p in parts]
-    batch = concat(list(read_parquet_stream(io.BytesIO(stream))))
-    assert batch.num_rows == 10 + 11 + 12
+    return parts
 
 
-def test_a_truncated_pipe_is_refused() -> None:
-    with pytest.raises(UserError, match="no parquet file starts at byte offset 0"):
-        split_parquet_stream(b"garbage")
-    with pytest.raises(UserError, match="truncated"):
-        split_parquet_stream(b"PAR1" + b"\0" * 20)
+@pytest.mark.parametrize("chunk_bytes", [1, 7, 4096, 4 << 20])
+def test_concatenated_files_in_a_pipe_are_read_in_order(tmp_path: Path, chunk_bytes: int) -> None:
+    # Reads of any size, file ends inside a read or across two of them.
+    rows = (10, 11, 12)
+    parts = _parquet_files(tmp_path, rows)
+    scratch = tmp_path / "scratch"
+    batches = list(
+        read_parquet_stream(_Pipe(b"".join(parts)), scratch_dir=scratch, chunk_bytes=chunk_bytes)
+    )
+    expected = [
+        make_dataset("regression", rows=n, cols=3, seed=i) for i, n in enumerate((10, 11, 12))
+    ]
+    assert [b.num_rows for b in batches] == [10, 11, 12]
+    for batch, data in zip(batches, expected, strict=True):
+        np.testing.assert_array_equal(batch.features, data.x)
+        np.testing.assert_array_equal(batch.label, data.y)
+    assert list(scratch.iterdir()) == []  # every scratch file removed
+
+
+def test_a_pipe_is_streamed_through_scratch_files_never_read_whole(tmp_path: Path) -> None:
+    parts = _parquet_files(tmp_path, (2000, 2000, 2000), cols=20)
+    pipe = _Pipe(b"".join(parts))
+    scratch = tmp_path / "scratch"
+    batches = read_parquet_stream(pipe, scratch_dir=scratch, chunk_bytes=16 << 10)
+    first = next(batches)
+    # The first file's rows come while the rest of the stream is still unread, and the file
+    # is on disk (memory held one read of the stream at a time).
+    assert first.num_rows == 2000
+    assert pipe.consumed < len(parts[0]) + len(parts[1])
+    assert all(size is not None and 0 < size <= 16 << 10 for size in pipe.asked)
+    (folder,) = scratch.iterdir()
+    assert len(list(folder.iterdir())) == 1
+    assert sum(b.num_rows for b in batches) == 4000
+    assert list(scratch.iterdir()) == []
+
+
+def test_magic_bytes_inside_column_data_do_not_end_a_file(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # Two float32 values whose bytes are "PAR1" "PAR1", stored plain and uncompressed: the
+    # bytes of a file end and the next file's start, in the middle of the first file.
+    (magic,) = struct.unpack("<f", b"PAR1")
+    values = np.array([1.0, magic, magic, 2.0], dtype=np.float32)
+    path = tmp_path / "m.parquet"
+    pq.write_table(
+        pa.table({"y": pa.array([0.0, 1.0, 0.0, 1.0], pa.float32()), "a": values, "b": values}),
+        path,
+        compression="none",
+        use_dictionary=False,
+    )
+    raw = path.read_bytes()
+    assert 8 < raw.find(b"PAR1PAR1") < len(raw) - 8
+    second = _parquet_files(tmp_path, (5,), cols=2)[0]
+    batches = list(read_parquet_stream(_Pipe(raw + second), scratch_dir=tmp_path / "s"))
+    assert [b.num_rows for b in batches] == [4, 5]
+    np.testing.assert_array_equal(batches[0].features[:, 0], values)
+
+
+def test_a_pipe_that_is_not_parquet_or_is_truncated_is_refused(tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    (whole,) = _parquet_files(tmp_path, (5,))
+
+    def read(data: bytes) -> None:
+        list(read_parquet_stream(_Pipe(data), name="train_0", scratch_dir=scratch))
+
+    with pytest.raises(UserError, match=r"^train_0: no parquet file starts at byte offset 0 "):
+        read(b"garbage")
+    with pytest.raises(UserError, match=r"^train_0: no parquet file starts at byte offset 0 "):
+        read(b"PA")
+    with pytest.raises(
+        UserError,
+        match=rf"^train_0: the parquet file starting at byte offset {len(whole)} has no footer",
+    ):
+        read(whole + whole[:-10])
+    with pytest.raises(UserError, match=r"starting at byte offset 0 has no footer"):
+        read(whole + b"1,2,3\n")
+    assert [list(folder.iterdir()) for folder in scratch.iterdir()] == []
+    assert list(read_parquet_stream(_Pipe(b""), scratch_dir=scratch)) == []
