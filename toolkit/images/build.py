@@ -3,18 +3,24 @@
 :func:`build_images` is what ``sagedock images build`` runs. For each image, parents first, it
 resolves the image's requirements into a :class:`~.wheelhouse.Lock` (constrained to the
 parent's lock, so a child never changes what its parent installed), lays out a build context
-(the image's ``Dockerfiles/NAME`` folder plus ``wheelhouse/`` and, for images that install
-sagedock themselves, ``sagedock/``), builds it and reports the size and the time taken.
+in the repository's layout (``Dockerfiles/`` plus ``wheelhouse/`` and, for images that install
+sagedock themselves, ``sagedock/``), builds it with the build args that select those folders
+(``WHEELHOUSE``, ``SAGEDOCK_WHEELS``: no package index inside the build) and reports the size
+and the time taken.
+
+The cache (wheels, the Debian root file system, contexts) is per user, not per checkout, so
+it outlives a fresh clone (CI); the sagedock wheel of each checkout has its own folder in it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import shutil
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,12 +30,36 @@ from . import bootstrap, docker, wheelhouse
 from .catalog import DEBIAN_BASE, DEFAULT_PREFIX, ImageSpec, build_order, tags
 
 CACHE_ENV = "SAGEDOCK_IMAGES_CACHE"
+#: The build args naming the context's folders; empty, the Dockerfiles install from an index.
+WHEELHOUSE_ARG = "WHEELHOUSE"
+SAGEDOCK_WHEELS_ARG = "SAGEDOCK_WHEELS"
 
 
-def default_cache(source: Path) -> Path:
-    """``$SAGEDOCK_IMAGES_CACHE``, else ``.cache/images`` in the checkout."""
-    env = os.environ.get(CACHE_ENV, "").strip()
-    return Path(env) if env else source / ".cache" / "images"
+def user_cache_dir(environ: Mapping[str, str] = os.environ) -> Path:
+    """``$XDG_CACHE_HOME``, else ``~/.cache`` (the XDG base directory rule), at call time."""
+    xdg = environ.get("XDG_CACHE_HOME", "").strip()
+    # The spec says a relative XDG_CACHE_HOME is invalid and must be ignored.
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg)
+    home = environ.get("HOME", "").strip()
+    return (Path(home) if home else Path.home()) / ".cache"
+
+
+def default_cache(environ: Mapping[str, str] = os.environ) -> Path:
+    """``$SAGEDOCK_IMAGES_CACHE``, else ``sagedock/images`` in the user's cache directory.
+
+    Per user rather than per checkout, so the wheels and the Debian root file system survive
+    a fresh clone (CI clones anew for every run) and are shared by a user's checkouts.
+    """
+    env = environ.get(CACHE_ENV, "").strip()
+    return Path(env) if env else user_cache_dir(environ) / "sagedock" / "images"
+
+
+def checkout_key(source: Path) -> str:
+    """A short name for the checkout at *source*, unique per path, for its folders in a cache
+    that several checkouts share."""
+    resolved = str(source.resolve())
+    return f"{Path(resolved).name}-{hashlib.sha256(resolved.encode()).hexdigest()[:12]}"
 
 
 @dataclass(frozen=True)
@@ -47,11 +77,26 @@ class BuildOptions:
 
     @property
     def wheels(self) -> Path:
+        """Downloaded dependency wheels, shared by every checkout using the cache."""
         return self.cache / "wheels"
 
     @property
+    def checkout(self) -> Path:
+        """This checkout's own part of the cache (several checkouts may share one)."""
+        return self.cache / "checkouts" / checkout_key(self.source)
+
+    @property
     def local(self) -> Path:
-        return self.cache / "local"
+        """The sagedock wheel of this checkout: never another checkout's."""
+        return self.checkout / "local"
+
+    def context(self, name: str) -> Path:
+        """Where the build context of image *name* is laid out."""
+        return self.checkout / "context" / name
+
+    def constraints(self, name: str) -> Path:
+        """The constraints file pinning image *name*'s lock, for its children."""
+        return self.checkout / "locks" / f"{name}.txt"
 
 
 @dataclass(frozen=True)
@@ -106,19 +151,27 @@ def prepare_context(
 ) -> Path:
     """Lay out the build context of *spec* in an emptied *dest*; returns *dest*.
 
-    ``wheelhouse/`` gets the wheels the parent does not already install and a
-    ``requirements.txt``; images without a parent of ours also get ``sagedock/`` (the wheel of
-    the checkout), installed in a later layer than the dependencies.
+    The context has the repository's layout, so the Dockerfiles' paths are the same as in an
+    online ``docker build`` from the checkout: ``Dockerfiles/`` (all of it: images share
+    files such as base's ``entrypoint.sh``), ``wheelhouse/`` with the wheels the parent does
+    not already install and a ``requirements.txt``, and for images without a parent of ours
+    ``sagedock/`` (the wheel of the checkout), installed in a later layer than the
+    dependencies. Build it with :func:`build_args` and :func:`dockerfile_in`.
     """
-    folder = dockerfiles_dir(source) / spec.name
-    if not (folder / "Dockerfile").is_file():
-        raise UserError(f"no Dockerfile for image {spec.name!r} at {folder / 'Dockerfile'}")
+    folder = dockerfiles_dir(source)
+    if not (folder / spec.name / "Dockerfile").is_file():
+        raise UserError(
+            f"no Dockerfile for image {spec.name!r} at {folder / spec.name / 'Dockerfile'}"
+        )
     if dest.exists():
         shutil.rmtree(dest)
-    # symlinks=False: a file shared between images (entrypoint.sh) is linked in the checkout
-    # and copied into the context, since a build context cannot follow links out of itself.
+    dest.mkdir(parents=True)
+    # symlinks=False: links between image folders become copies, like any file of a context.
     shutil.copytree(
-        folder, dest, symlinks=False, ignore=shutil.ignore_patterns("wheelhouse", "sagedock")
+        folder,
+        dest / "Dockerfiles",
+        symlinks=False,
+        ignore=shutil.ignore_patterns("wheelhouse", "sagedock", "__pycache__"),
     )
     wheels = dest / "wheelhouse"
     standalone = spec.parent is None
@@ -131,6 +184,20 @@ def prepare_context(
         app.mkdir()
         shutil.copy2(sagedock_wheel, app / sagedock_wheel.name)
     return dest
+
+
+def dockerfile_in(context: Path, spec: ImageSpec) -> Path:
+    """The Dockerfile of *spec* inside a context laid out by :func:`prepare_context`."""
+    return context / "Dockerfiles" / spec.name / "Dockerfile"
+
+
+def build_args(spec: ImageSpec, *, base_image: str) -> dict[str, str]:
+    """The ``--build-arg`` values of an offline build of *spec* from its prepared context:
+    the image to start FROM and the context's folders to install from (never an index)."""
+    args = {"BASE_IMAGE": base_image, WHEELHOUSE_ARG: "wheelhouse"}
+    if spec.parent is None:
+        args[SAGEDOCK_WHEELS_ARG] = "sagedock"
+    return args
 
 
 def ensure_engine() -> None:
@@ -189,7 +256,7 @@ def _build_all(
         constraints = None
         if parent_lock is not None:
             constraints = wheelhouse.write_constraints(
-                parent_lock, options.cache / "locks" / f"{spec.parent}.txt"
+                parent_lock, options.constraints(spec.parent)
             )
         lock = wheelhouse.resolve(
             spec.requirement_lines(options.version),
@@ -207,7 +274,7 @@ def _build_all(
         context = prepare_context(
             spec,
             source=options.source,
-            dest=options.cache / "context" / spec.name,
+            dest=options.context(spec.name),
             lock=lock,
             parent_lock=parent_lock,
             sagedock_wheel=wheel,
@@ -220,13 +287,14 @@ def _build_all(
             f" resolved in {resolved:.1f} s"
         )
         image_tags = tags(spec.name, options.version, options.prefix)
-        build_args = {"BASE_IMAGE": options.debian_base}
+        start_from = options.debian_base
         if spec.parent:
-            build_args["BASE_IMAGE"] = tags(spec.parent, options.version, options.prefix)[0]
+            start_from = tags(spec.parent, options.version, options.prefix)[0]
         docker.build(
             context,
             tags=image_tags,
-            build_args=build_args,
+            build_args=build_args(spec, base_image=start_from),
+            dockerfile=dockerfile_in(context, spec),
             on_line=_prefixed(log, f"[{spec.name}] ") if options.echo_build else None,
         )
         seconds = time.monotonic() - t0

@@ -59,7 +59,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     boot.add_argument(
         "--no-pull", action="store_true", help="do not try `docker pull` before debootstrap"
     )
-    _source_args(boot)
+    _cache_arg(boot)
 
 
 def _source_args(parser: argparse.ArgumentParser) -> None:
@@ -70,12 +70,16 @@ def _source_args(parser: argparse.ArgumentParser) -> None:
         help="the sagedock checkout holding Dockerfiles/ (default: the one sagedock runs from, "
         "else the current directory)",
     )
+    _cache_arg(parser)
+
+
+def _cache_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cache",
         type=Path,
         metavar="DIR",
-        help="wheel and root-fs cache "
-        "(default $SAGEDOCK_IMAGES_CACHE, else CHECKOUT/.cache/images)",
+        help="wheel and root-fs cache (default $SAGEDOCK_IMAGES_CACHE, else "
+        "sagedock/images in $XDG_CACHE_HOME or ~/.cache)",
     )
 
 
@@ -93,10 +97,10 @@ def _source(args: argparse.Namespace) -> Path:
     raise UserError("no sagedock checkout found: run from one, or pass --source CHECKOUT")
 
 
-def _cache(args: argparse.Namespace, source: Path) -> Path:
+def _cache(args: argparse.Namespace) -> Path:
     from .build import default_cache
 
-    return Path(args.cache).resolve() if args.cache else default_cache(source)
+    return Path(args.cache).resolve() if args.cache else default_cache()
 
 
 def _run_build(args: argparse.Namespace) -> int:
@@ -105,7 +109,7 @@ def _run_build(args: argparse.Namespace) -> int:
     source = _source(args)
     options = BuildOptions(
         source=source,
-        cache=_cache(args, source),
+        cache=_cache(args),
         offline=args.offline,
         prefix=args.tag,
         echo_build=not args.quiet,
@@ -146,10 +150,9 @@ def _run_bootstrap(args: argparse.Namespace) -> int:
     from .bootstrap import bootstrap_base
     from .build import ensure_engine
 
-    source = _source(args)
     ensure_engine()
     bootstrap_base(
-        _cache(args, source), try_pull=not args.no_pull, log=lambda line: print(line, flush=True)
+        _cache(args), try_pull=not args.no_pull, log=lambda line: print(line, flush=True)
     )
     return 0
 
