@@ -25,6 +25,7 @@ from .errors import PlatformError, SagedockError, UserError
 
 __all__ = [
     "client",
+    "delete_object",
     "download_file",
     "download_prefix",
     "is_s3_uri",
@@ -179,6 +180,15 @@ def upload_file(path: Path, uri: str, *, environ: Mapping[str, str] | None = Non
     with _errors(uri, "upload to"):
         client(environ).upload_file(str(path), bucket, key)
     return uri
+
+
+def delete_object(uri: str, *, environ: Mapping[str, str] | None = None) -> None:
+    """Delete the object *uri* (S3 answers a missing object with success too)."""
+    bucket, key = parse_s3_uri(uri)
+    if not key or key.endswith("/"):
+        raise UserError(f"cannot delete {uri}: it names a prefix, not an object key")
+    with _errors(uri, "delete"):
+        client(environ).delete_object(Bucket=bucket, Key=key)
 
 
 def _iter_keys(s3: Any, bucket: str, prefix: str, uri: str) -> Iterator[tuple[str, int]]:

@@ -181,11 +181,12 @@ def _run_train(args: argparse.Namespace) -> int:
             replace=args.replace,
         ),
     )
-    interrupts = {"count": 0}
+    interrupts = {"count": 0, "signal": 0}
 
     def on_interrupt(signum: int, frame: Any) -> None:
         interrupts["count"] += 1
         if interrupts["count"] == 1:
+            interrupts["signal"] = signum
             print(
                 "\nstopping the job (SIGTERM to every host; Ctrl-C again to kill at once)",
                 file=sys.stderr,
@@ -202,7 +203,7 @@ def _run_train(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGINT, previous)
         signal.signal(signal.SIGTERM, previous_term)
     if interrupts["count"] and result.status == "Stopped":
-        return 130
+        return 128 + interrupts["signal"]  # 130 for Ctrl-C, 143 for SIGTERM
     return result.exit_code
 
 
@@ -300,11 +301,13 @@ def _run_invoke(args: argparse.Namespace) -> int:
 
 
 def _run_transform(args: argparse.Namespace) -> int:
+    import signal
+
     from .serving import ServeOptions
     from .spec.flags import model_request, transform_request
     from .spec.model import parse_model
     from .spec.transform import parse_transform_job
-    from .transform_job import TransformOptions, run_transform_job
+    from .transform_job import JobInterrupted, TransformOptions, run_transform_job
 
     spec = parse_transform_job(transform_request(args))
     model = None
@@ -319,16 +322,36 @@ def _run_transform(args: argparse.Namespace) -> int:
             model=args.model, image=args.image, env=None, name=spec.model_name
         )
         model = parse_model(model_request(model_args, args.model_spec))
-    result = run_transform_job(
-        spec,
-        model=model,
-        options=TransformOptions(
-            url=args.url,
-            serve=ServeOptions(
-                docker=args.docker, port=0, algorithm=args.algorithm, image=args.image
+    stopping = {"yes": False}
+
+    def on_stop_signal(signum: int, frame: Any) -> None:
+        # The first signal unwinds the job (no output published, its server stopped); later
+        # ones must not interrupt that cleanup.
+        if stopping["yes"]:
+            print("still stopping (removing outputs, stopping the model server)", file=sys.stderr)
+            return
+        stopping["yes"] = True
+        print(f"\nstopping the transform job ({signal.Signals(signum).name})", file=sys.stderr)
+        raise JobInterrupted(signum)
+
+    previous = signal.signal(signal.SIGINT, on_stop_signal)
+    previous_term = signal.signal(signal.SIGTERM, on_stop_signal)
+    try:
+        result = run_transform_job(
+            spec,
+            model=model,
+            options=TransformOptions(
+                url=args.url,
+                serve=ServeOptions(
+                    docker=args.docker, port=0, algorithm=args.algorithm, image=args.image
+                ),
             ),
-        ),
-    )
+        )
+    except JobInterrupted as exc:  # before the job had a record to end
+        return 128 + exc.signum
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, previous_term)
     return result.exit_code
 
 

@@ -148,6 +148,29 @@ def publish_file(local: Path, location: str, *, environ: Mapping[str, str] | Non
     return location
 
 
+def remove(
+    location: str, *, environ: Mapping[str, str] | None = None, prune_below: str | None = None
+) -> None:
+    """Delete the file at *location* (nothing to do when it is gone already). For a local
+    file, the parent directories this leaves empty are removed too, climbing no higher than
+    *prune_below* (itself kept), and not at all without it."""
+    if is_s3(location):
+        s3.delete_object(location, environ=environ)
+        return
+    path = Path(location)
+    path.unlink(missing_ok=True)
+    if prune_below is None:
+        return
+    stop = Path(prune_below)
+    for parent in path.parents:
+        if parent == stop or stop not in parent.parents:
+            break
+        try:
+            parent.rmdir()
+        except OSError:  # not empty: the rest of the tree is someone else's
+            break
+
+
 def publish_tree(
     local_dir: Path, location: str, *, environ: Mapping[str, str] | None = None
 ) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +34,16 @@ from .transform.runner import (
 TRANSFORM_RECORD_NAME = "transform-job.json"
 
 
+class JobInterrupted(KeyboardInterrupt):
+    """A stop signal (SIGINT, SIGTERM) raised into a running transform job, which stops by
+    unwinding: nothing it had not published yet is published, and what it had is withdrawn.
+    Derived from KeyboardInterrupt so that nothing catching ``Exception`` swallows it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 @dataclass(frozen=True)
 class TransformOptions:
     url: str | None = None
@@ -46,10 +57,17 @@ class TransformOptions:
 class TransformJobResult:
     record: dict[str, Any]
     result: TransformResult | None
+    stop_signal: int | None = None
+    """The signal that stopped the job, if one did."""
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.record["TransformJobStatus"] == "Completed" else 1
+        """0 Completed, 1 Failed, 128 + the signal number when a signal stopped it (130 for
+        Ctrl-C, 143 for SIGTERM), as ``sagedock local train`` exits."""
+        status = self.record["TransformJobStatus"]
+        if status == "Stopped":
+            return 128 + (self.stop_signal or signal.SIGINT)
+        return 0 if status == "Completed" else 1
 
 
 def run_transform_job(
@@ -62,7 +80,9 @@ def run_transform_job(
     """Run *spec* against *model* (started locally) or ``options.url``.
 
     Failures end in a record with ``TransformJobStatus`` Failed and a ``FailureReason`` naming
-    the file and records; nothing is published then.
+    the file and records; a KeyboardInterrupt (Ctrl-C, or :class:`JobInterrupted` raised by a
+    signal handler) ends it Stopped. Either way nothing is published and the server this call
+    started is stopped.
     """
     env = dict(os.environ if environ is None else environ)
     opts = options or TransformOptions()
@@ -96,10 +116,11 @@ def run_transform_job(
         },
     }
     record_path = job_dir / TRANSFORM_RECORD_NAME
-    state.write_json_atomic(record_path, record)
     endpoint: LocalEndpoint | None = None
     result: TransformResult | None = None
+    stop_signal: int | None = None
     try:
+        state.write_json_atomic(record_path, record)
         url = opts.url
         if url is None:
             assert model is not None
@@ -136,14 +157,27 @@ def run_transform_job(
     except SagedockError as exc:
         record["TransformJobStatus"] = "Failed"
         record["FailureReason"] = exc.describe()[:1024]
+    except KeyboardInterrupt as exc:
+        stop_signal = exc.signum if isinstance(exc, JobInterrupted) else signal.SIGINT
+        record["TransformJobStatus"] = "Stopped"
+        record["FailureReason"] = (
+            f"Stopped: {signal.Signals(stop_signal).name} received before the job finished; "
+            "no output was published"
+        )
+    except Exception as exc:  # a bug of ours: still end the job with a record, then raise
+        record["TransformJobStatus"] = "Failed"
+        record["FailureReason"] = (
+            f"AlgorithmError: sagedock local failed: {type(exc).__name__}: {exc}"[:1024]
+        )
+        raise
     finally:
         if endpoint is not None:
             endpoint.stop()
         record["TransformEndTime"] = now()
         state.write_json_atomic(record_path, record)
         shutil.rmtree(job_dir / "work", ignore_errors=True)
-    if record["TransformJobStatus"] == "Failed":
-        out.write(f"{now()} Failed - {record['FailureReason']}\n")
+    if record["TransformJobStatus"] in ("Failed", "Stopped"):
+        out.write(f"{now()} {record['TransformJobStatus']} - {record['FailureReason']}\n")
     else:
         out.write(f"{now()} Completed - {record['RecordCount']} record(s) transformed\n")
-    return TransformJobResult(record, result)
+    return TransformJobResult(record, result, stop_signal)

@@ -3,7 +3,8 @@
 :func:`transform_stream` is the core (split -> InputFilter -> mini-batches -> concurrent
 requests -> outputs assembled in input order); :func:`run_transform` applies it to every input
 file of a :class:`~sagedock.toolkit.local.spec.TransformJobSpec` and publishes the ``.out``
-files only once every file has succeeded, so a failure leaves no partial output.
+files only once every file has succeeded, and withdraws the ones published already when a
+later one cannot be, so a failure leaves no partial output.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, BinaryIO, TypeVar
 
-from sagedock.toolkit.errors import UserError
+from sagedock.toolkit.errors import SagedockError, UserError
 from sagedock.toolkit.local import http, locations
 from sagedock.toolkit.local.locations import DataObject
 from sagedock.toolkit.local.manifests import read_manifest
@@ -121,6 +122,7 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
         return
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="transform")
     pending: deque[Future[R]] = deque()
+    finished = False
     try:
         for item in items:
             pending.append(pool.submit(fn, item))
@@ -128,10 +130,13 @@ def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Itera
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+        finished = True
     finally:
         for fut in pending:
             fut.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+        # On a failure or a stop, calls still running are not waited for: their results are
+        # dropped anyway, and a stop must not wait for a slow model to answer.
+        pool.shutdown(wait=finished, cancel_futures=True)
 
 
 @dataclass(frozen=True)
@@ -267,6 +272,51 @@ def _open_input(path: Path, compression: str, source: str) -> BinaryIO:
     return open(path, "rb")
 
 
+def publish_outputs(
+    staged: list[tuple[Path, str]],
+    output_location: str,
+    *,
+    environ: Mapping[str, str] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> None:
+    """Publish each ``(local file, destination)`` of *staged*, all or none: when one fails (or
+    the job is interrupted meanwhile), the ones this call already published are deleted again
+    (best effort: what cannot be deleted is logged), then the error goes on."""
+    say = log or (lambda _msg: None)
+    published: list[str] = []
+    # Local directories created for the outputs go again with them: pruning stops at the
+    # nearest one that existed before.
+    keep: Path | None = None
+    if not locations.is_s3(output_location):
+        root = Path(output_location)
+        keep = next((p for p in (root, *root.parents) if p.exists()), root.parent)
+    dest = output_location
+    try:
+        for out_path, dest in staged:
+            try:
+                locations.publish_file(out_path, dest, environ=environ)
+            except OSError as exc:
+                raise TransformError(f"cannot write {dest}: {exc.strerror or exc}") from exc
+            published.append(dest)
+            say(f"  published {dest}")
+    except BaseException as exc:
+        if published:
+            if isinstance(exc, Exception):
+                why = exc.message if isinstance(exc, SagedockError) else repr(exc)
+                what = f"publishing {dest} failed ({why})"
+            else:
+                what = f"interrupted ({type(exc).__name__}) while publishing"
+            say(f"{what}: removing the {len(published)} output(s) published already")
+        for done in reversed(published):
+            try:
+                locations.remove(
+                    done, environ=environ, prune_below=None if keep is None else str(keep)
+                )
+            except (SagedockError, OSError) as cleanup:
+                say(f"  could not remove {done}: {cleanup}")
+        raise
+
+
 def run_transform(
     spec: TransformJobSpec,
     url: str,
@@ -347,8 +397,7 @@ def run_transform(
             staged.append((out_path, dest))
             results.append(FileResult(obj.location, dest, stats.records, stats.requests))
             say(f"  {obj.relative}: {stats.records} record(s) in {stats.requests} request(s)")
-        for out_path, dest in staged:
-            locations.publish_file(out_path, dest, environ=environ)
+        publish_outputs(staged, spec.output_location, environ=environ, log=say)
     finally:
         if owns_work:
             shutil.rmtree(work, ignore_errors=True)

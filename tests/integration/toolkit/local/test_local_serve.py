@@ -226,3 +226,56 @@ def test_a_transform_job_starts_its_server_with_the_batch_environment(
         "r1|true|SINGLE_RECORD|-|2\nr2|true|SINGLE_RECORD|-|2\nr3|true|SINGLE_RECORD|-|2\n"
     )
     assert result.record["MaxPayloadInMB"] == 6
+
+
+SLOW_ON_MARK = """
+import os, pathlib, time
+
+def model_fn(model_dir):
+    return None
+
+def transform_fn(model, body, content_type, accept):
+    text = body if isinstance(body, str) else body.decode()
+    if "SLOW" in text:
+        pathlib.Path(os.environ["STARTED_MARKER"]).write_text("busy")
+        time.sleep(6)
+    return text, "text/csv"
+"""
+
+
+def test_sigterm_stops_a_cli_transform_and_the_server_it_started(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    import signal
+    import time
+
+    tarball = model_tarball(tmp_path / "model.tar.gz", SLOW_ON_MARK)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.csv").write_text("1\nSLOW\n")
+    marker = tmp_path / "started"
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "sagedock.toolkit", "local", "transform", "--job-name", "halt",
+            "--model", str(tarball), "--input", str(tmp_path / "in"),
+            "--output", str(tmp_path / "out"), "--content-type", "text/csv",
+            "--split-type", "Line", "--strategy", "SingleRecord",
+            "--env", "SAGEMAKER_MODEL_SERVER_WORKERS=1", "--env", f"STARTED_MARKER={marker}",
+        ],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=90)
+
+    assert proc.returncode == 143, out
+    job_dir = tmp_path / "state" / "transform-jobs" / "halt"
+    record = json.loads((job_dir / "transform-job.json").read_text())
+    assert record["TransformJobStatus"] == "Stopped"
+    assert record["FailureReason"].startswith("Stopped: SIGTERM")
+    server = json.loads((job_dir / "endpoint" / "endpoint.json").read_text())
+    assert server["Status"] == "Stopped"
+    assert not port_in_use(server["Port"])
+    assert not (tmp_path / "out").exists()

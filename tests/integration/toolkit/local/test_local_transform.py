@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -20,8 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.serving import make_server
 
+from sagedock.toolkit.errors import UserError
 from sagedock.toolkit.formats.recordio import encode_record, iter_records
-from sagedock.toolkit.local import parse_transform_job
+from sagedock.toolkit.local import describe, parse_transform_job
 from sagedock.toolkit.local.transform import TransformError, run_transform
 from sagedock.toolkit.local.transform_job import TransformOptions, run_transform_job
 from tests.fixtures.s3 import S3Server
@@ -410,3 +412,95 @@ def test_a_failed_transform_job_records_its_reason(tmp_path: Path, model: FakeMo
     assert result.record["TransformJobStatus"] == "Failed"
     assert result.record["FailureReason"].startswith("ClientError: ")
     assert "record 1: the model answered 400" in result.record["FailureReason"]
+
+
+def _outputs(client: Any, bucket: str, prefix: str = "out/") -> list[str]:
+    listed = client.list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return sorted(o["Key"] for o in listed.get("Contents", []))
+
+
+def test_an_upload_failing_midway_withdraws_the_outputs_published_before_it(
+    tmp_path: Path, model: FakeModel, s3_env: S3Server
+) -> None:
+    bucket = s3_env.new_bucket()
+    client = s3_env.client()
+    for key in ("in/a.csv", "in/b.csv", "in/c.csv"):
+        client.put_object(Bucket=bucket, Key=key, Body=b"1\n2\n")
+    work = tmp_path / "work"
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        lines.append(line)
+        if line.strip().startswith("published") and len(_outputs(client, bucket)) == 2:
+            # The third output's local file goes missing before its upload: the upload fails
+            # with a real error after two outputs are visible in the bucket.
+            (work / "out" / "2.out").unlink()
+
+    spec = spec_for(f"s3://{bucket}/in/", f"s3://{bucket}/out")
+    with pytest.raises(UserError, match=r"cannot upload .*2\.out: not a file"):
+        run_transform(spec, model.url, work_dir=work, log=log)
+    assert _outputs(client, bucket) == []
+    assert any("removing the 2 output(s) published already" in line for line in lines), lines
+
+
+def test_a_local_output_that_cannot_be_written_withdraws_the_ones_before_it(
+    tmp_path: Path, model: FakeModel
+) -> None:
+    inputs = write_inputs(tmp_path / "in", {"a.csv": "1\n", "b/x.csv": "2\n"})
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "b").write_text("a file where the b/ directory of the outputs would go")
+    with pytest.raises(TransformError, match=r"cannot write .*b/x\.csv\.out"):
+        run_transform(spec_for(str(inputs), str(out)), model.url)
+    assert sorted(p.name for p in out.iterdir()) == ["b"]  # a.csv.out is gone again
+
+
+def test_an_interrupt_while_publishing_withdraws_what_was_published(
+    tmp_path: Path, model: FakeModel, s3_env: S3Server
+) -> None:
+    bucket = s3_env.new_bucket()
+    client = s3_env.client()
+    for key in ("in/a.csv", "in/b.csv"):
+        client.put_object(Bucket=bucket, Key=key, Body=b"1\n")
+
+    def log(line: str) -> None:
+        if line.strip().startswith("published"):
+            raise KeyboardInterrupt  # Ctrl-C right after the first upload
+
+    spec = spec_for(f"s3://{bucket}/in/", f"s3://{bucket}/out")
+    with pytest.raises(KeyboardInterrupt):
+        run_transform(spec, model.url, log=log)
+    assert _outputs(client, bucket) == []
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_signal_ends_the_transform_job_stopped_with_nothing_published(
+    tmp_path: Path, model: FakeModel, signum: int, code: int
+) -> None:
+    inputs = write_inputs(tmp_path / "in", {"a.csv": "1\n", "b.csv": "SLOW\n"})
+    env = {**os.environ, "SAGEDOCK_LOCAL_DIR": str(tmp_path / "state")}
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "sagedock.toolkit", "local", "transform",
+            "--url", model.url, "--input", str(inputs), "--output", str(tmp_path / "out"),
+            "--content-type", "text/csv", "--split-type", "Line", "--job-name", "stopped",
+        ],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not any(b"SLOW" in body for _, _, body in model.requests):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()[0]
+        time.sleep(0.05)
+    started = time.monotonic()
+    proc.send_signal(signum)
+    out, _ = proc.communicate(timeout=60)
+
+    assert proc.returncode == code, out
+    assert time.monotonic() - started < 1.5, "the stop waited for the slow request"
+    record = describe("stopped", env)
+    assert record["TransformJobStatus"] == "Stopped"
+    name = signal.Signals(signum).name
+    assert record["FailureReason"] == (
+        f"Stopped: {name} received before the job finished; no output was published"
+    )
+    assert not (tmp_path / "out").exists()
