@@ -316,9 +316,20 @@ def _matrices(
     return dtrain, dval
 
 
-def _early_stopping(plan: Plan, *, has_validation: bool) -> list[Any]:
-    """XGBoost's EarlyStopping on the validation set, when the job asks for it."""
+def _early_stopping(
+    plan: Plan, *, has_validation: bool, finished_checkpoint: Any = None
+) -> list[Any]:
+    """XGBoost's EarlyStopping on the validation set, when the job asks for it.
+
+    *finished_checkpoint* is a checkpoint that already has every round: EarlyStopping then only
+    cuts it to the best round it records, and there is nothing to do when it records none
+    (its job trained without early stopping).
+    """
     if not (plan.early_stopping_metric and has_validation):
+        return []
+    if finished_checkpoint is not None and "best_iteration" not in (
+        finished_checkpoint.attributes()
+    ):
         return []
     return [
         xgboost.callback.EarlyStopping(
@@ -397,7 +408,18 @@ def train_model(
     hps = plan.hyperparameters
     checkpoint_dir = env.checkpoint_dir if env.paths.checkpoint_config_file.is_file() else None
     xgb_model, start = cb.load_checkpoint(checkpoint_dir)
+    finished = start >= hps.num_round
+    if finished:
+        logger.info(
+            "the checkpoint already has all %d rounds (num_round): nothing left to train",
+            hps.num_round,
+        )
     callbacks: list[Any] = [cb.EvaluationLog(start_iteration=start, enabled=is_master)]
+    # Early stopping before the checkpoint: a checkpoint then records the best round so far
+    # including its own, which a restart with no rounds left cuts the model to.
+    callbacks += _early_stopping(
+        plan, has_validation=dval is not None, finished_checkpoint=xgb_model if finished else None
+    )
     if checkpoint_dir is not None and is_master:
         callbacks.append(cb.SaveCheckpoint(checkpoint_dir, start_iteration=start))
     if hps.save_model_on_termination and is_master:
@@ -405,7 +427,6 @@ def train_model(
         callbacks.append(saver)
         if stop_guard is not None:
             stop_guard.outcome = functools.partial(_keep_saved_model, saver, env.model_dir)
-    callbacks += _early_stopping(plan, has_validation=dval is not None)
     with stop_saves_model(hps.save_model_on_termination, env.model_dir):
         booster = _train_once(
             plan, dtrain, dval, callbacks=callbacks, start=start, xgb_model=xgb_model

@@ -67,3 +67,11 @@ def load_model(path: Path):  # type: ignore[no-untyped-def]
     booster = xgboost.Booster()
     booster.load_model(str(path))
     return booster
+
+
+def load_model_bytes(raw: bytes):  # type: ignore[no-untyped-def]
+    import xgboost
+
+    booster = xgboost.Booster()
+    booster.load_model(bytearray(raw))
+    return booster

@@ -38,7 +38,7 @@ from tests.fixtures.xgboost import (
     write_recordio_protobuf,
 )
 
-from .support import load_model, piped, round_lines, train_inprocess
+from .support import load_model, load_model_bytes, piped, round_lines, train_inprocess
 
 JobFactory = Callable[..., XGBoostJob]
 
@@ -467,6 +467,132 @@ def test_checkpoints_are_written_and_training_resumes_from_the_newest(
     train_inprocess(job)
     assert [r for r, _ in round_lines(capsys.readouterr().out)] == [6, 7]
     assert load_model(job.model_dir / "xgboost-model").num_boosted_rounds() == 8
+
+
+def test_a_checkpoint_that_is_already_the_last_round_is_the_model(
+    xgboost_job: JobFactory, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # The job was stopped after its last checkpoint, before it wrote the model: the restart has
+    # 0 rounds left, trains none and writes the model of the checkpoint.
+    caplog.set_level(logging.INFO)
+    job = _job_with_data(xgboost_job, "csv", num_round=8)
+    job.checkpoints = True
+    train_inprocess(job)
+    first = (job.model_dir / "xgboost-model").read_bytes()
+    (job.model_dir / "xgboost-model").unlink()
+    capsys.readouterr()
+    train_inprocess(job)
+    assert round_lines(capsys.readouterr().out) == []
+    assert "nothing left to train" in caplog.text
+    resumed = load_model(job.model_dir / "xgboost-model")
+    assert resumed.num_boosted_rounds() == 8
+    assert load_model_bytes(first).get_dump() == resumed.get_dump()
+
+
+def test_a_last_round_checkpoint_with_early_stopping_keeps_the_best_round(
+    xgboost_job: JobFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # With early stopping the model is cut to its best round; a restart with 0 rounds left
+    # must write the same model, so the checkpoint has to know the best round including its own.
+    job = _job_with_data(
+        xgboost_job, "csv", num_round=8, eval_metric="rmse", early_stopping_rounds=50
+    )
+    job.checkpoints = True
+    train_inprocess(job)
+    scores = [r["validation-rmse"] for _, r in round_lines(capsys.readouterr().out)]
+    assert int(np.argmin(scores)) == 7  # the last round is the best: what a stale record loses
+    first = load_model(job.model_dir / "xgboost-model")
+    (job.model_dir / "xgboost-model").unlink()
+    train_inprocess(job)
+    resumed = load_model(job.model_dir / "xgboost-model")
+    assert resumed.num_boosted_rounds() == first.num_boosted_rounds() == 8
+    assert resumed.get_dump() == first.get_dump()
+
+
+def test_a_last_round_checkpoint_without_a_best_round_resumes_with_early_stopping(
+    xgboost_job: JobFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Checkpoints of a job without early stopping record no best round; restarted with early
+    # stopping and nothing left to train, the checkpoint is the model as it is.
+    job = _job_with_data(xgboost_job, "csv", num_round=4)
+    job.checkpoints = True
+    train_inprocess(job)
+    (job.model_dir / "xgboost-model").unlink()
+    job.hyperparameters.update(eval_metric="rmse", early_stopping_rounds=2)
+    train_inprocess(job)
+    assert load_model(job.model_dir / "xgboost-model").num_boosted_rounds() == 4
+
+
+@pytest.mark.parametrize(("tuning", "metric"), [("validation:auc", "auc"), ("validation:f1", "f1")])
+def test_early_stopping_on_a_maximized_tuning_metric_keeps_its_highest_round(
+    xgboost_job: JobFactory, capsys: pytest.CaptureFixture[str], tuning: str, metric: str
+) -> None:
+    # auc (XGBoost's) and f1 (the container's) improve upwards: the best round is the highest.
+    job = xgboost_job(
+        {
+            "num_round": 200,
+            "eta": 0.9,
+            "max_depth": 6,
+            "objective": "binary:logistic",
+            "eval_metric": "logloss",
+            "_tuning_objective_metric": tuning,
+            "early_stopping_rounds": 3,
+        }
+    )
+    data = make_dataset("binary", rows=400)
+    flipped = np.random.default_rng(2).random(len(data.y)) < 0.3
+    noisy = np.where(flipped, 1 - data.y, data.y).astype(np.float32)
+    write_csv(job.add_channel("train", "text/csv") / "t.csv", data.x[:300], noisy[:300])
+    write_csv(job.add_channel("validation", "text/csv") / "v.csv", data.x[300:], data.y[300:])
+    train_inprocess(job)
+    scores = [r[f"validation-{metric}"] for _, r in round_lines(capsys.readouterr().out)]
+    best = int(np.argmax(scores))
+    assert best != int(np.argmin(scores))
+    assert len(scores) == best + 1 + 3 < 200  # the best round, then 3 without improvement
+    assert load_model(job.model_dir / "xgboost-model").num_boosted_rounds() == best + 1
+
+
+def test_rows_without_labels_are_refused_naming_the_channel(xgboost_job: JobFactory) -> None:
+    job = xgboost_job({"num_round": 2})
+    data = make_dataset("regression", rows=40)
+    write_recordio_protobuf(
+        job.add_channel("train", "application/x-recordio-protobuf") / "t.pbr", data.x, data.y
+    )
+    write_recordio_protobuf(
+        job.add_channel("validation", "application/x-recordio-protobuf") / "v.pbr", data.x, None
+    )
+    with pytest.raises(UserError) as info:
+        train_inprocess(job)
+    assert info.value.message.startswith("Got input data without labels. Please check the input")
+    assert info.value.message.endswith("(channel 'validation' has rows without a label)")
+    assert list(job.model_dir.iterdir()) == []
+
+
+def test_e2e_an_xgboost_failure_not_caused_by_the_data_is_an_algorithm_error(
+    xgboost_job: JobFactory,
+) -> None:
+    # A checkpoint left by a job on other data (5 features; this job's data has 3): XGBoost
+    # refuses to continue it, which SageMaker's list of data errors does not cover.
+    import xgboost
+
+    job = xgboost_job({"num_round": 4})
+    job.checkpoints = True
+    other = make_dataset("regression", rows=50)
+    old = xgboost.train({}, xgboost.DMatrix(other.x, label=other.y), 2)
+    job.checkpoint_dir.mkdir(parents=True)
+    cb.save_booster(old, job.checkpoint_dir / "xgboost-checkpoint.1")
+    data = make_dataset("regression", rows=50, cols=3)
+    write_csv(job.add_channel("train", "text/csv") / "t.csv", data.x, data.y)
+    result = job.run()
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert job.failure is not None
+    assert job.failure.startswith(
+        "AlgorithmError: XGB train call failed with exception:\n Check failed: "
+        "learner_model_param_.num_feature == p_fmat->Info().num_col_ (5 vs. 3) : Number of "
+        "columns does not match number of features in booster."
+    )
+    assert "[bt]" not in job.failure and "Stack trace" not in job.failure
+    assert list(job.model_dir.iterdir()) == []
 
 
 def test_kfold_writes_one_model_per_fold_and_predictions(
