@@ -107,6 +107,42 @@ def test_a_host_without_data_leaves_the_group(xgboost_job: Callable[..., XGBoost
     assert load_model(jobs[0].model_dir / "xgboost-model").num_boosted_rounds() == 5
 
 
+def test_a_host_without_validation_data_leaves_the_group(
+    xgboost_job: Callable[..., XGBoostJob],
+) -> None:
+    # Both hosts have train data; algo-2's share of the validation channel is empty. SageMaker
+    # leaves such a host out (its evaluation would not match the others'): algo-1 trains alone.
+    data = make_dataset("regression", rows=600)
+    jobs = []
+    for host, rows in zip(HOSTS, (slice(0, 300), slice(300, 600)), strict=True):
+        job = xgboost_job(
+            {"num_round": 5, "eval_metric": "rmse"}, name=host, current_host=host, hosts=HOSTS
+        )
+        channel = job.add_channel("train", "text/csv", distribution="ShardedByS3Key")
+        write_csv(channel / f"{host}.csv", data.x[rows][:200], data.y[rows][:200])
+        channel = job.add_channel("validation", "text/csv", distribution="ShardedByS3Key")
+        if host == "algo-1":
+            write_csv(channel / f"{host}.csv", data.x[rows][200:], data.y[rows][200:])
+        jobs.append(job)
+    master, worker = _run_hosts(jobs, _two_free_ports())
+    assert master.returncode == 0, master.stderr[-3000:]
+    assert worker.returncode == 0, worker.stderr[-3000:]
+    assert "Host algo-2 does not have validation data" in worker.stderr
+    assert "Host algo-2 has no data and leaves the training group" in worker.stderr
+    assert list(jobs[1].model_dir.iterdir()) == []
+    rounds = round_lines(master.stdout)
+    assert [r for r, _ in rounds] == [0, 1, 2, 3, 4]
+    assert "validation-rmse" in rounds[-1][1]
+    # algo-1 trained on its own rows only: the model is XGBoost's for that data alone.
+    import xgboost
+
+    own = xgboost.DMatrix(data.x[:200], label=data.y[:200])
+    alone = xgboost.train({"eval_metric": "rmse"}, own, 5)
+    booster = load_model(jobs[0].model_dir / "xgboost-model")
+    probe = xgboost.DMatrix(data.x[300:])
+    np.testing.assert_allclose(booster.predict(probe), alone.predict(probe), rtol=1e-5)
+
+
 # -- stop signals while a host waits in the collective ----------------------------------------
 #
 # Python runs a signal handler only when the main thread is back in Python code; a host waiting
