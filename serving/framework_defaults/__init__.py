@@ -10,8 +10,10 @@ and ``predict_fn`` that import the framework when a model is loaded):
 - ``torchscript``: exactly one ``*.pt`` / ``*.pth`` TorchScript archive -> ``torch.jit.load``;
 - ``tensorflow``: a SavedModel (``saved_model.pb`` in the model directory or in a version
   folder such as ``1/``, the layout SageMaker's TensorFlow containers serve);
-- ``torch_pickle``: a ``torch.save`` file that is not TorchScript: a whole pickled module is
-  served; a bare state dict is refused with a message saying what to write instead;
+- ``torch_pickle``: a ``torch.save`` file that is not TorchScript: a state dict is loaded
+  (``weights_only=True``, strictly) into the module the user module's ``build_model()``
+  returns, and refused with a message saying what to add when there is no such function; a
+  whole pickled module is served;
 - ``mxnet``: a Gluon/Module export (``NAME-symbol.json`` + ``NAME-EPOCH.params``).
 
 Every framework default reaches the registry the same way: through the

@@ -1,28 +1,42 @@
 """PyTorch files written by ``torch.save`` that are not TorchScript (those are served by
 :mod:`.torchscript`).
 
+- a state dict (``torch.save(model.state_dict(), path)``: a mapping of parameter names to
+  tensors) is served when the user module (``code/inference.py``, or the module
+  ``SAGEMAKER_PROGRAM`` names) defines ``build_model()`` returning the untrained
+  ``nn.Module``: the default ``model_fn`` builds it, loads the state dict strictly (every key
+  and shape must match) and puts it in eval mode. ``build_model`` may take ``model_dir`` (a
+  ``str``) to read the architecture's settings saved beside the weights. The file is read
+  with ``weights_only=True``, which unpickles only tensors and plain containers. Without
+  ``build_model`` the model cannot be built, and ``model_fn`` fails saying what to add;
 - a whole pickled ``nn.Module`` (``torch.save(model, path)``) is loaded with its code directory
   on ``sys.path`` (its class must be importable there, not defined in the training script's
-  ``__main__``) and run under ``torch.no_grad()``;
-- a state dict (``torch.save(model.state_dict(), path)``) holds only tensors: without the
-  model's class nothing can be served, so ``model_fn`` fails with a message that says what to
-  write (``model_fn`` in ``code/inference.py``, or a TorchScript export).
+  ``__main__``). That runs code from the file, as unpickling does: the artifact must be the
+  user's own, as it is on SageMaker. A user module that defines ``build_model`` asks for the
+  state-dict convention, so then nothing but a weights-only load is ever tried.
 
-Unpickling runs code from the file: the model artifact must be the user's own, as it is on
-SageMaker.
+Both are run under ``torch.no_grad()`` by the TorchScript ``predict_fn``.
 """
 
 from __future__ import annotations
 
+import inspect
+import os
+import pickle
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from sagedock.toolkit.errors import UserError
 
-from ..handler import FrameworkDefaults
+from ..handler import DEFAULT_PROGRAM, FrameworkDefaults
 from .torchscript import SUFFIXES, archive_names, is_torchscript, predict_fn
+
+#: The function of the user module that builds the architecture a state dict is loaded into.
+FACTORY = "build_model"
+PROGRAM_ENV = "SAGEMAKER_PROGRAM"
 
 
 def pickle_file(model_dir: Path) -> Path | None:
@@ -39,6 +53,80 @@ def detect(model_dir: Path) -> bool:
     return pickle_file(model_dir) is not None
 
 
+def user_module() -> ModuleType | None:
+    """The user module the handler imported (``SAGEMAKER_PROGRAM``, else ``inference.py``),
+    if it was imported: the handler registers it in ``sys.modules`` under its name."""
+    program = os.environ.get(PROGRAM_ENV, "").strip() or DEFAULT_PROGRAM
+    return sys.modules.get(program.removesuffix(".py"))
+
+
+def is_state_dict(obj: Any) -> bool:
+    """True for a non-empty mapping of names to tensors, what ``Module.state_dict()`` gives."""
+    import torch
+
+    return (
+        isinstance(obj, Mapping)
+        and bool(obj)
+        and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items())
+    )
+
+
+def _weights_only(path: Path) -> tuple[bool, Any]:
+    """``(True, obj)`` when *path* loads with ``weights_only=True``; ``(False, None)`` when it
+    holds other pickled objects (which that loader refuses without running them)."""
+    import torch
+
+    try:
+        return True, torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        return False, None
+
+
+def _factory(module: ModuleType | None) -> Any:
+    factory = getattr(module, FACTORY, None) if module is not None else None
+    return factory if callable(factory) else None
+
+
+def _build(factory: Any, model_dir: Path, where: str) -> Any:
+    import torch
+
+    takes_dir = any(
+        p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        for p in inspect.signature(factory).parameters.values()
+    )
+    model = factory(str(model_dir)) if takes_dir else factory()
+    if not isinstance(model, torch.nn.Module):
+        raise UserError(
+            f"{FACTORY}() in {where} returned a {type(model).__name__}; it must return the "
+            "torch.nn.Module whose state dict was saved"
+        )
+    return model
+
+
+def _from_state_dict(path: Path, state: Mapping[str, Any], model_dir: Path) -> Any:
+    module = user_module()
+    factory = _factory(module)
+    if factory is None:
+        raise UserError(
+            f"{path.name} holds a state dict (parameter tensors only), and serving it needs the "
+            f"model's architecture: define {FACTORY}() in code/inference.py (or in the module "
+            f"{PROGRAM_ENV} names) returning the untrained torch.nn.Module, and the default "
+            "model_fn loads the state dict into it; or write model_fn in code/inference.py "
+            "yourself, or save the model with torch.jit.script(model).save('model.pt')"
+        )
+    where = str(getattr(module, "__file__", None) or "the user module")
+    model = _build(factory, model_dir, where)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        detail = " ".join(str(exc).split())  # torch's message spans lines
+        raise UserError(
+            f"{path.name} does not fit the model {FACTORY}() in {where} returns: {detail}"
+        ) from None
+    model.eval()
+    return model
+
+
 def model_fn(model_dir: str | Path) -> Any:
     import torch
 
@@ -46,6 +134,15 @@ def model_fn(model_dir: str | Path) -> Any:
     path = pickle_file(model_dir)
     if path is None:
         raise UserError(f"no torch.save file ({', '.join(SUFFIXES)}) in {model_dir}")
+    plain, obj = _weights_only(path)
+    if plain and is_state_dict(obj):
+        return _from_state_dict(path, obj, model_dir)
+    if plain or _factory(user_module()) is not None:
+        what = type(obj).__name__ if plain else "pickled Python objects"
+        raise UserError(
+            f"{path.name} holds {what}, not a state dict (a mapping of parameter names to "
+            f"tensors): save model.state_dict() itself for {FACTORY}() to load"
+        )
     code = model_dir / "code"
     if code.is_dir() and str(code) not in sys.path:
         sys.path.insert(0, str(code))
@@ -60,12 +157,6 @@ def model_fn(model_dir: str | Path) -> Any:
     if isinstance(obj, torch.nn.Module):
         obj.eval()
         return obj
-    if isinstance(obj, Mapping):
-        raise UserError(
-            f"{path.name} holds a state dict (parameter tensors only), and serving it needs the "
-            "model's class: write model_fn in code/inference.py that builds the model and calls "
-            "load_state_dict, or save the model with torch.jit.script(model).save('model.pt')"
-        )
     raise UserError(f"{path.name} holds a {type(obj).__name__}, not a torch.nn.Module")
 
 

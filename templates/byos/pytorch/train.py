@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from inference import build_model
 from project_io import keep_serving_code, load_csv, rmse
 
 
@@ -36,7 +37,7 @@ def main() -> None:
     x, y = load_csv(args.train)
     x_val, y_val = load_csv(args.validation)
     torch.manual_seed(0)
-    model = torch.nn.Linear(x.shape[1], 1)
+    model = build_model()
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     features, labels = torch.from_numpy(x), torch.from_numpy(y).unsqueeze(1)
     for epoch in range(args.epochs):
@@ -48,8 +49,8 @@ def main() -> None:
             print(f"epoch={epoch} train_loss={loss.item():.4f}")
     with torch.no_grad():
         print(f"validation_rmse={rmse(model(torch.from_numpy(x_val)).numpy(), y_val):.4f}")
-    # TorchScript needs no Python class to load: serving works without this file's code.
-    torch.jit.script(model).save(str(model_dir / "model.pt"))
+    # The weights only: serving rebuilds the architecture with inference.build_model().
+    torch.save(model.state_dict(), model_dir / "model.pth")
 
     keep_serving_code(model_dir)
 

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import ast
+import json
 import pickle
 import sys
 import textwrap
+from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -11,7 +13,15 @@ import pytest
 
 import sagedock.serving as sagedock_serving
 from sagedock.serving.framework_defaults import mxnet, tensorflow, torch_pickle
-from sagedock.serving.handler import DEFAULTS_GROUP, Handler, default_defaults
+from sagedock.serving.handler import (
+    DEFAULTS_GROUP,
+    CodeLocation,
+    Handler,
+    HookFailed,
+    Predictor,
+    build_handler,
+    default_defaults,
+)
 from sagedock.toolkit.errors import UserError
 
 
@@ -126,11 +136,171 @@ def test_onnx_defaults_load_from_the_str_model_dir_the_handler_passes(tmp_path: 
 torch = pytest.importorskip("torch")
 
 
-def test_a_state_dict_is_refused_with_what_to_write_instead(tmp_path: Path) -> None:
-    torch.save(torch.nn.Linear(2, 1).state_dict(), tmp_path / "model.pth")
-    assert torch_pickle.detect(tmp_path)
-    with pytest.raises(UserError, match=r"state dict.*model_fn in code/inference.py"):
-        torch_pickle.model_fn(tmp_path)
+TINY_NET = textwrap.dedent(
+    """
+    import torch
+
+    class TinyNet(torch.nn.Module):
+        def __init__(self, hidden=3):
+            super().__init__()
+            self.hidden = torch.nn.Linear(2, hidden)
+            self.out = torch.nn.Linear(hidden, 1)
+
+        def forward(self, x):
+            return self.out(torch.relu(self.hidden(x)))
+    """
+)
+
+
+@pytest.fixture
+def isolated_imports(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The handler imports the user module (as ``inference``, or as SAGEMAKER_PROGRAM names
+    it) and puts its folder on sys.path: undo both after the test."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delenv("SAGEMAKER_PROGRAM", raising=False)
+    before = set(sys.modules)
+    yield
+    for name in ("inference", "serving_module"):
+        if name not in before:
+            sys.modules.pop(name, None)
+
+
+def _state_dict_model(tmp_path: Path, inference: str | None, hidden: int = 3) -> Path:
+    """A model dir as a BYOS train.py leaves it: ``model.pth`` holding a TinyNet state dict
+    and, when given, ``code/inference.py``; returns the model dir."""
+    model_dir = tmp_path / "model"
+    code = model_dir / "code"
+    code.mkdir(parents=True)
+    namespace: dict[str, object] = {}
+    exec(TINY_NET, namespace)
+    torch.manual_seed(0)
+    net = namespace["TinyNet"](hidden)  # type: ignore[operator]
+    torch.save(net.state_dict(), model_dir / "model.pth")
+    if inference is not None:
+        (code / "inference.py").write_text(inference)
+    return model_dir
+
+
+def _expected(model_dir: Path, rows: list[list[float]], hidden: int = 3) -> list[float]:
+    """What the saved TinyNet answers for *rows* (one output each), computed directly."""
+    namespace: dict[str, object] = {}
+    exec(TINY_NET, namespace)
+    net = namespace["TinyNet"](hidden)  # type: ignore[operator]
+    net.load_state_dict(torch.load(model_dir / "model.pth", weights_only=True))
+    with torch.no_grad():
+        return net(torch.tensor(rows)).flatten().tolist()  # type: ignore[no-any-return]
+
+
+def _load(model_dir: Path) -> Predictor:
+    handler = build_handler(CodeLocation(model_dir / "code", "inference.py"), None)
+    return handler.load(model_dir)
+
+
+def test_a_state_dict_is_served_through_the_user_modules_build_model(
+    tmp_path: Path, isolated_imports: None
+) -> None:
+    model_dir = _state_dict_model(
+        tmp_path, TINY_NET + "\ndef build_model():\n    return TinyNet()\n"
+    )
+    predictor = _load(model_dir)
+    assert predictor.sources["model_fn"] == "torch-pickle defaults"
+    assert predictor.model.training is False  # eval mode
+    rows = [[1.0, 2.0], [-0.5, 3.0]]
+    got = json.loads(predictor.invoke(json.dumps(rows).encode(), "application/json", None).body)
+    assert [row[0] for row in got] == pytest.approx(_expected(model_dir, rows), abs=1e-6)
+
+
+def test_build_model_may_take_the_model_dir_to_read_the_architecture(
+    tmp_path: Path, isolated_imports: None
+) -> None:
+    factory = textwrap.dedent(
+        """
+        import json, os
+        def build_model(model_dir):
+            with open(os.path.join(model_dir, "arch.json")) as f:
+                return TinyNet(**json.load(f))
+        """
+    )
+    model_dir = _state_dict_model(tmp_path, TINY_NET + factory, hidden=5)
+    (model_dir / "arch.json").write_text('{"hidden": 5}')
+    predictor = _load(model_dir)
+    got = json.loads(predictor.invoke(b"[[1, 2]]", "application/json", None).body)
+    assert [row[0] for row in got] == pytest.approx(
+        _expected(model_dir, [[1.0, 2.0]], hidden=5), abs=1e-6
+    )
+
+
+def test_the_module_sagemaker_program_names_provides_build_model(
+    tmp_path: Path, isolated_imports: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model_dir = _state_dict_model(tmp_path, None)
+    (model_dir / "code" / "serving_module.py").write_text(
+        TINY_NET + "\ndef build_model():\n    return TinyNet()\n"
+    )
+    monkeypatch.setenv("SAGEMAKER_PROGRAM", "serving_module.py")
+    code = CodeLocation(model_dir / "code", "serving_module.py", required=True)
+    handler = build_handler(code, None)
+    got = json.loads(handler.load(model_dir).invoke(b"[[1, 2]]", "application/json", None).body)
+    assert [row[0] for row in got] == pytest.approx(_expected(model_dir, [[1.0, 2.0]]), abs=1e-6)
+
+
+def test_a_state_dict_without_build_model_says_exactly_what_to_add(
+    tmp_path: Path, isolated_imports: None
+) -> None:
+    model_dir = _state_dict_model(tmp_path, None)
+    assert torch_pickle.detect(model_dir)
+    with pytest.raises(HookFailed, match=r"state dict.*define build_model\(\) in code/inference"):
+        _load(model_dir)
+    # an inference.py with other hooks but no factory: the same message
+    (model_dir / "code" / "inference.py").write_text("def input_fn(body, content_type):\n    ...\n")
+    sys.modules.pop("inference", None)
+    with pytest.raises(HookFailed, match=r"define build_model\(\)"):
+        _load(model_dir)
+
+
+def test_a_state_dict_that_does_not_fit_build_models_architecture_is_refused(
+    tmp_path: Path, isolated_imports: None
+) -> None:
+    # strict loading: a missing layer is an error, not a half-initialised model
+    model_dir = _state_dict_model(
+        tmp_path, "import torch\ndef build_model():\n    return torch.nn.Linear(2, 1)\n"
+    )
+    fits = r"does not fit the model build_model\(\).*Missing key\(s\) in state_dict"
+    with pytest.raises(HookFailed, match=fits):
+        _load(model_dir)
+
+
+def test_build_model_must_return_a_module(tmp_path: Path, isolated_imports: None) -> None:
+    model_dir = _state_dict_model(tmp_path, "def build_model():\n    return {'w': 1}\n")
+    with pytest.raises(HookFailed, match=r"build_model\(\) in .*inference.py returned a dict"):
+        _load(model_dir)
+
+
+class _RunsCode:
+    """Unpickling this runs code: it writes a marker file (as a hostile pickle would)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return _touch_marker, (str(self.marker), "unpickled")
+
+
+def _touch_marker(path: str, text: str) -> None:
+    Path(path).write_text(text)
+
+
+def test_with_build_model_defined_nothing_but_weights_is_ever_unpickled(
+    tmp_path: Path, isolated_imports: None
+) -> None:
+    model_dir = _state_dict_model(
+        tmp_path, TINY_NET + "\ndef build_model():\n    return TinyNet()\n"
+    )
+    marker = tmp_path / "ran"
+    torch.save(_RunsCode(marker), model_dir / "model.pth")
+    with pytest.raises(HookFailed, match=r"not a state dict"):
+        _load(model_dir)
+    assert not marker.exists()
 
 
 def test_torchscript_is_left_to_the_torchscript_defaults(tmp_path: Path) -> None:
