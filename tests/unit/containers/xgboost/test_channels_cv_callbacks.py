@@ -7,7 +7,11 @@ import pytest
 
 from sagedock.containers.xgboost import cv
 from sagedock.containers.xgboost.callbacks import format_evaluation
-from sagedock.containers.xgboost.channels import validate_channels
+from sagedock.containers.xgboost.channels import (
+    FILE_CONTENT_TYPES,
+    PIPE_CONTENT_TYPES,
+    validate_channels,
+)
 from sagedock.toolkit.errors import UserError
 
 
@@ -60,6 +64,33 @@ def test_pipe_and_fastfile_modes() -> None:
     validate_channels({"train": _channel("application/x-parquet", mode="Pipe")})
     validate_channels({"train": _channel("text/libsvm", mode="FastFile")})
     validate_channels({"train": _channel(), "code": _channel("text/python")})
+
+
+#: SageMaker's lists (algorithms.md 3.3), written out: FILE_CONTENT_TYPES reuses the readers'
+#: spellings, and a spelling added there for inference must not widen what training accepts.
+SAGEMAKER_FILE_TYPES = {
+    "csv",
+    "libsvm",
+    "parquet",
+    "recordio-protobuf",
+    "text/csv",
+    "text/libsvm",
+    "text/x-libsvm",
+    "application/x-parquet",
+    "application/x-recordio-protobuf",
+}
+SAGEMAKER_PIPE_TYPES = SAGEMAKER_FILE_TYPES - {"libsvm", "text/libsvm", "text/x-libsvm"}
+
+
+def test_training_content_types_are_exactly_sagemakers() -> None:
+    assert set(FILE_CONTENT_TYPES) == SAGEMAKER_FILE_TYPES
+    assert len(FILE_CONTENT_TYPES) == len(SAGEMAKER_FILE_TYPES)
+    assert set(PIPE_CONTENT_TYPES) == SAGEMAKER_PIPE_TYPES
+    for content_type in SAGEMAKER_FILE_TYPES:
+        validate_channels({"train": _channel(content_type)})
+        validate_channels({"train": _channel(content_type, mode="FastFile")})
+    for content_type in SAGEMAKER_PIPE_TYPES:
+        validate_channels({"train": _channel(content_type, mode="Pipe")})
 
 
 def test_stratified_folds_keep_class_proportions_and_cover_every_row_once() -> None:
