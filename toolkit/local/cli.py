@@ -2,7 +2,7 @@
 
     sagedock local train      --spec job.json | flags      a training job (CreateTrainingJob)
     sagedock local serve      --spec model.json | --model  an endpoint (CreateModel+Endpoint)
-    sagedock local invoke     --content-type ... BODY      InvokeEndpoint against it
+    sagedock local invoke     --spec req.json | flags BODY InvokeEndpoint against it
     sagedock local transform  --spec job.json | flags      a batch transform (CreateTransformJob)
     sagedock local describe   NAME                         the record of a local job
     sagedock local stop       NAME                         stop an endpoint started with --detach
@@ -38,7 +38,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _common_job_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--spec", metavar="FILE", help="the request JSON of the SageMaker API call")
+    p.add_argument(
+        "--spec",
+        metavar="FILE",
+        help="the request JSON of the SageMaker API call (a path or file:// URI)",
+    )
     p.add_argument("--job-name", metavar="NAME", help="job name (default: generated)")
     p.add_argument("--env", action="append", metavar="K=V", help="container environment")
     p.add_argument("--docker", action="store_true", help="run the image with Docker")
@@ -85,7 +89,11 @@ def _configure_train(p: argparse.ArgumentParser) -> None:
 
 
 def _configure_serve(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--spec", metavar="FILE", help="CreateModel JSON (optionally with endpoint)")
+    p.add_argument(
+        "--spec",
+        metavar="FILE",
+        help="CreateModel JSON, optionally with its endpoint (a path or file:// URI)",
+    )
     p.add_argument("--model", metavar="URI", help="model.tar.gz (path, file://, s3://) or dir")
     p.add_argument("--image", metavar="IMAGE")
     p.add_argument("--algorithm", metavar="NAME", help="serve with a built-in algorithm's hooks")
@@ -98,22 +106,41 @@ def _configure_serve(p: argparse.ArgumentParser) -> None:
 
 
 def _configure_invoke(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--spec",
+        metavar="FILE",
+        help="InvokeEndpoint request JSON (Body, ContentType, Accept, CustomAttributes, "
+        "TargetModel, TargetVariant, InferenceId, EndpointName; a path or file:// URI); "
+        "flags and BODY override its fields",
+    )
     where = p.add_mutually_exclusive_group()
     where.add_argument("--url", metavar="URL", help="endpoint URL (default http://127.0.0.1:8080)")
     where.add_argument("--port", type=int, metavar="N", help="endpoint port on 127.0.0.1")
-    p.add_argument("--content-type", default="application/json", metavar="TYPE")
+    where.add_argument(
+        "--endpoint-name", metavar="NAME", help="an endpoint started with serve --name NAME"
+    )
+    p.add_argument("--content-type", metavar="TYPE", help="default application/json")
     p.add_argument("--accept", metavar="TYPE")
     p.add_argument("--custom-attributes", metavar="TEXT")
     p.add_argument("--target-model", metavar="NAME", help="multi-model endpoints")
+    p.add_argument("--target-variant", metavar="NAME")
+    p.add_argument("--inference-id", metavar="ID")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S")
-    p.add_argument("body", metavar="BODY|@FILE|-", help="the request body, a file, or - (stdin)")
+    p.add_argument(
+        "body",
+        nargs="?",
+        metavar="BODY|@FILE|-",
+        help="the request body, a file, or - (stdin); optional when --spec has a Body",
+    )
 
 
 def _configure_transform(p: argparse.ArgumentParser) -> None:
     _common_job_flags(p)
     model = p.add_argument_group("model")
     model.add_argument("--model", metavar="URI", help="model.tar.gz (path, file://, s3://) or dir")
-    model.add_argument("--model-spec", metavar="FILE", help="CreateModel JSON of the model")
+    model.add_argument(
+        "--model-spec", metavar="FILE", help="CreateModel JSON of the model (path or file://)"
+    )
     model.add_argument("--image", metavar="IMAGE")
     model.add_argument("--algorithm", metavar="NAME")
     model.add_argument("--url", metavar="URL", help="use a server already running there")
@@ -272,19 +299,30 @@ def _read_body(value: str) -> bytes:
 
 def _run_invoke(args: argparse.Namespace) -> int:
     from . import http
+    from .serving import endpoint_url
+    from .spec.flags import invoke_request
+    from .spec.invoke import parse_invoke_request
+    from .spec.reader import SpecError
 
-    url = args.url or f"http://127.0.0.1:{args.port or 8080}"
-    headers = {}
-    if args.custom_attributes:
-        headers["X-Amzn-SageMaker-Custom-Attributes"] = args.custom_attributes
-    if args.target_model:
-        headers["X-Amzn-SageMaker-Target-Model"] = args.target_model
+    request = parse_invoke_request(invoke_request(args))
+    if args.body is not None:
+        body = _read_body(args.body)
+    elif request.body is not None:
+        body = request.body
+    else:
+        raise SpecError("no request body: give BODY, @FILE or -, or a Body in --spec")
+    if args.url or args.port:
+        url = args.url or f"http://127.0.0.1:{args.port}"
+    elif request.endpoint_name:
+        url = endpoint_url(request.endpoint_name)
+    else:
+        url = "http://127.0.0.1:8080"
     resp = http.invoke(
         url,
-        _read_body(args.body),
-        content_type=args.content_type,
-        accept=args.accept,
-        headers=headers,
+        body,
+        content_type=request.content_type,
+        accept=request.accept,
+        headers=dict(request.headers),
         timeout=args.timeout,
     )
     print(f"HTTP {resp.status} {resp.content_type or ''}".rstrip(), file=sys.stderr)

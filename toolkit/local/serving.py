@@ -357,6 +357,23 @@ def stop_server(pid: int | None, container: str | None, *, grace: float = STOP_G
         os.killpg(pid, signal.SIGKILL)
 
 
+def endpoint_url(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """The URL of the running endpoint *name* (started with ``sagedock local serve``)."""
+    record_path = state.entry_dir(state.ENDPOINTS, name, environ) / ENDPOINT_RECORD
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise UserError(
+            f"no local endpoint named {name!r} (start one with `sagedock local serve --name "
+            f"{name}`)"
+        ) from None
+    pid = record.get("Pid")
+    running = isinstance(pid, int) and state.pid_alive(pid)
+    if record.get("Status") != "InService" or not running:
+        raise UserError(f"endpoint {name!r} is not running (status {record.get('Status')})")
+    return str(record["Url"])
+
+
 def stop_endpoint(name: str, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Stop the endpoint *name* started with ``--detach``; returns its record."""
     record_path = state.entry_dir(state.ENDPOINTS, name, environ) / ENDPOINT_RECORD

@@ -1,6 +1,9 @@
-"""SageMaker request documents (CreateTrainingJob, CreateModel, CreateTransformJob) parsed
-into frozen specs, with errors that name the JSON path of the bad field."""
+"""SageMaker request documents (CreateTrainingJob, CreateModel, CreateTransformJob,
+InvokeEndpoint) parsed into frozen specs, with errors that name the JSON path of the bad
+field."""
 
+from .invoke import InvokeRequest as InvokeRequest
+from .invoke import parse_invoke_request as parse_invoke_request
 from .model import ModelSpec as ModelSpec
 from .model import parse_model as parse_model
 from .reader import Node as Node

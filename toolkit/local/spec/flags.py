@@ -262,3 +262,26 @@ def transform_request(args: argparse.Namespace) -> dict[str, Any]:
     doc.setdefault("ModelName", "model")
     doc.setdefault("TransformResources", {"InstanceType": "local", "InstanceCount": 1})
     return doc
+
+
+#: ``sagedock local invoke`` flags -> the InvokeEndpoint fields they set.
+INVOKE_FLAGS = {
+    "content_type": "ContentType",
+    "accept": "Accept",
+    "custom_attributes": "CustomAttributes",
+    "target_model": "TargetModel",
+    "target_variant": "TargetVariant",
+    "inference_id": "InferenceId",
+    "endpoint_name": "EndpointName",
+}
+
+
+def invoke_request(args: argparse.Namespace) -> dict[str, Any]:
+    """The InvokeEndpoint document of ``--spec`` amended by the flags (which win); the body
+    of the command line (``BODY|@FILE|-``) is read by the command, not put here."""
+    doc = _load(args)
+    for flag, key in INVOKE_FLAGS.items():
+        value = _get(args, flag)
+        if value is not None:
+            doc[key] = value
+    return doc

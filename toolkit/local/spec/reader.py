@@ -195,8 +195,21 @@ class Node:
 
 
 def load_document(source: str | Path) -> Node:
-    """Parse a request document from a file path (or ``-`` is not supported: pass a file)."""
-    path = Path(source)
+    """Parse a request document from a file: a path or a ``file://`` URI (``file:///abs``,
+    ``file://relative``), as anywhere else a location is taken."""
+    from sagedock.toolkit.local import locations
+
+    if isinstance(source, Path):
+        path = source
+    else:
+        if locations.is_s3(source):
+            raise SpecError(
+                f"cannot read spec {source}: a spec is a local file (a path or file:// URI)"
+            )
+        try:
+            path = Path(locations.normalize(source))
+        except UserError as exc:
+            raise SpecError(f"cannot read spec file {source!r}: {exc.message}") from None
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

@@ -279,3 +279,71 @@ def test_sigterm_stops_a_cli_transform_and_the_server_it_started(
     assert server["Status"] == "Stopped"
     assert not port_in_use(server["Port"])
     assert not (tmp_path / "out").exists()
+
+
+HEADER_ECHO = """
+import json
+
+def model_fn(model_dir):
+    return None
+
+def transform_fn(model, body, content_type, accept, context):
+    seen = {
+        "body": body if isinstance(body, str) else body.decode(),
+        "content_type": content_type,
+        "accept": accept,
+        "custom_attributes": context.custom_attributes,
+        "target_variant": context.target_variant,
+        "inference_id": context.inference_id,
+    }
+    return json.dumps(seen), "application/json"
+"""
+
+
+def test_invoke_spec_sends_an_invoke_endpoint_request_and_flags_override_it(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    tarball = model_tarball(tmp_path / "model.tar.gz", HEADER_ECHO)
+    served = _local(
+        env, "serve", "--model", str(tarball), "--port", "0", "--detach", "--name", "echo",
+        "--env", "SAGEMAKER_MODEL_SERVER_WORKERS=1",
+    )  # fmt: skip
+    assert served.returncode == 0, served.stdout + served.stderr
+    request = {
+        "EndpointName": "echo",
+        "Body": {"instances": [[1, 2]]},
+        "ContentType": "application/json",
+        "Accept": "application/json",
+        "CustomAttributes": "trace=1",
+        "TargetVariant": "blue",
+        "InferenceId": "req-42",
+    }
+    (tmp_path / "request.json").write_text(json.dumps(request))
+    try:
+        from_spec = _local(env, "invoke", "--spec", f"file://{tmp_path / 'request.json'}")
+        relative = _local(
+            env, "invoke", "--spec", "file://request.json", "--custom-attributes", "trace=2",
+            "--inference-id", "req-43", "plain text body", "--content-type", "text/plain",
+            cwd=tmp_path,
+        )  # fmt: skip
+    finally:
+        stopped = _local(env, "stop", "echo")
+    assert stopped.returncode == 0, stopped.stderr
+    assert from_spec.returncode == 0, from_spec.stderr
+    assert json.loads(from_spec.stdout) == {
+        "body": '{"instances": [[1, 2]]}',
+        "content_type": "application/json",
+        "accept": "application/json",
+        "custom_attributes": "trace=1",
+        "target_variant": "blue",
+        "inference_id": "req-42",
+    }
+    assert relative.returncode == 0, relative.stderr
+    assert json.loads(relative.stdout) == {
+        "body": "plain text body",
+        "content_type": "text/plain",
+        "accept": "application/json",
+        "custom_attributes": "trace=2",
+        "target_variant": "blue",
+        "inference_id": "req-43",
+    }

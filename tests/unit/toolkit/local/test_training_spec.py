@@ -293,3 +293,22 @@ def test_channel_flag_options_map_to_the_api_fields() -> None:
             }
         },
     }
+
+
+def test_a_spec_file_may_be_given_as_a_file_uri(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "job.json").write_text(json.dumps(request()))
+    absolute = training_request(argparse.Namespace(spec=f"file://{tmp_path / 'job.json'}"))
+    monkeypatch.chdir(tmp_path)
+    relative = training_request(argparse.Namespace(spec="file://job.json"))
+    plain = training_request(argparse.Namespace(spec="job.json"))
+    assert absolute["TrainingJobName"] == relative["TrainingJobName"] == "job-1"
+    assert absolute == relative == plain
+
+
+def test_a_spec_that_is_not_a_local_file_is_refused_clearly(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"a spec is a local file \(a path or file:// URI\)"):
+        training_request(argparse.Namespace(spec="s3://bucket/job.json"))
+    with pytest.raises(SpecError, match=r"cannot read spec file .*nope\.json: No such file"):
+        training_request(argparse.Namespace(spec=f"file://{tmp_path}/nope.json"))

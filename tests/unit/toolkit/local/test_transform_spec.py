@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sagedock.toolkit.local.spec import SpecError, parse_model, parse_transform_job
-from sagedock.toolkit.local.spec.flags import model_request, transform_request
+from sagedock.toolkit.local.spec import (
+    SpecError,
+    parse_invoke_request,
+    parse_model,
+    parse_transform_job,
+)
+from sagedock.toolkit.local.spec.flags import invoke_request, model_request, transform_request
 from sagedock.toolkit.local.transform.runner import (
     normalize_strategy,
     resolve_settings,
@@ -195,3 +201,52 @@ def test_a_model_directory_is_used_uncompressed(tmp_path: Path) -> None:
 def test_inference_pipelines_are_refused_by_name() -> None:
     with pytest.raises(SpecError, match=r"^Containers: inference pipelines"):
         parse_model({"ModelName": "p", "Containers": [{"Image": "a"}, {"Image": "b"}]})
+
+
+# -- InvokeEndpoint --------------------------------------------------------------------------
+def test_an_invoke_endpoint_request_becomes_the_headers_sagemaker_forwards() -> None:
+    request = parse_invoke_request(
+        {
+            "EndpointName": "ep",
+            "Body": "1,2,3",
+            "ContentType": "text/csv",
+            "Accept": "application/json",
+            "CustomAttributes": "c=1",
+            "TargetModel": "m.tar.gz",
+            "TargetVariant": "v1",
+            "InferenceId": "id-1",
+            "EnableExplanations": "`true`",
+        }
+    )
+    assert request.body == b"1,2,3"
+    assert (request.content_type, request.accept, request.endpoint_name) == (
+        "text/csv",
+        "application/json",
+        "ep",
+    )
+    assert request.headers == {
+        "X-Amzn-SageMaker-Custom-Attributes": "c=1",
+        "X-Amzn-SageMaker-Target-Model": "m.tar.gz",
+        "X-Amzn-SageMaker-Target-Variant": "v1",
+        "X-Amzn-SageMaker-Inference-Id": "id-1",
+    }
+
+
+def test_an_invoke_body_may_be_inline_json_and_content_type_defaults_to_json() -> None:
+    request = parse_invoke_request({"Body": {"instances": [1.5]}})
+    assert request.body == b'{"instances": [1.5]}'
+    assert request.content_type == "application/json"
+    assert parse_invoke_request({}).body is None
+
+
+def test_invoke_flags_override_the_spec(tmp_path: Path) -> None:
+    (tmp_path / "r.json").write_text(json.dumps({"Accept": "text/csv", "InferenceId": "a"}))
+    args = argparse.Namespace(spec=str(tmp_path / "r.json"), inference_id="b", accept=None)
+    request = parse_invoke_request(invoke_request(args))
+    assert request.accept == "text/csv"
+    assert request.headers == {"X-Amzn-SageMaker-Inference-Id": "b"}
+
+
+def test_an_unknown_invoke_field_is_named() -> None:
+    with pytest.raises(SpecError, match=r"ContentTyp: unknown field \(did you mean 'ContentType'"):
+        parse_invoke_request({"ContentTyp": "text/csv"})
