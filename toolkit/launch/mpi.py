@@ -68,9 +68,7 @@ def program_args(program: Program, args: list[str], *, python: str, mpi4py: bool
         return [*runner, program.entry, *args]
     if program.kind is EntryKind.PYTHON_PACKAGE:
         return [*runner, "-m", program.module, *args]
-    if program.kind is EntryKind.SHELL_SCRIPT:
-        return ["/bin/sh", program.entry, *args]
-    return [str(program.path), *args]
+    return [*program.command_argv(), *args]
 
 
 def mpirun_argv(

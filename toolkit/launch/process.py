@@ -105,7 +105,9 @@ def run(
             start_new_session=True,
         )
     except OSError as exc:
-        raise UserError(f"cannot start {command.name} ({command.display()}): {exc}") from None
+        raise UserError(
+            f"cannot start {command.name} ({command.display()}): {_start_failure(exc, command)}"
+        ) from None
     supervisor = ChildSupervisor(grace_period=grace_period)
     tail: collections.deque[str] = collections.deque(maxlen=tail_lines)
     try:
@@ -132,6 +134,21 @@ def run(
         stderr_tail=tuple(tail),
         stop_signal=supervisor.stop_signal,
     )
+
+
+def _start_failure(exc: OSError, command: Command) -> str:
+    """Why the program did not start; for a file that exists yet is "not found", what is."""
+    program = Path(command.cwd, command.argv[0])
+    if isinstance(exc, FileNotFoundError) and program.is_file():
+        try:
+            with program.open("rb") as handle:
+                first = handle.readline(256).strip().decode("utf-8", "replace")
+        except OSError:
+            first = ""
+        if first.startswith("#!"):
+            return f"the interpreter on its first line ({first}) does not exist"
+        return f"{exc.strerror} (the file exists: its interpreter or loader does not)"
+    return str(exc)
 
 
 def child_environ(

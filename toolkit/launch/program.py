@@ -2,17 +2,24 @@
 
 The kinds follow AWS's toolkit, plus ``pyproject.toml`` packages:
 
-- a name ending ``.sh``: a shell script, run as ``/bin/sh <script> args...``;
+- a name ending ``.sh``: a shell script. One that starts with ``#!`` is made executable and
+  run directly, so the interpreter it names runs it (``#!/bin/bash`` matters where ``/bin/sh``
+  is dash); one without runs as ``/bin/sh <script> args...``, as a shell would run it;
 - a code dir with ``setup.py`` or a ``pyproject.toml`` that declares a project or build
   system: a package, installed with pip and run as ``python -m <name without .py>``;
 - a name ending ``.py``: a Python script, ``python <script> args...``;
 - anything else: an executable in the code dir, run directly (made executable first, as AWS's
   toolkit does).
+
+Programs that run directly get the owner's execute bit added (their other mode bits are kept)
+and are started by absolute path with an argv list; no shell string is ever built.
 """
 
 from __future__ import annotations
 
 import enum
+import os
+import stat
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +68,8 @@ class Program:
     """As the user named it (``SAGEMAKER_PROGRAM`` / ``sagemaker_program``): ``train.py``."""
     kind: EntryKind
     code_dir: Path
+    has_shebang: bool = False
+    """Whether the file starts with ``#!`` (read by :meth:`find`)."""
 
     @classmethod
     def find(cls, code_dir: Path, entry: str) -> Program:
@@ -69,15 +78,16 @@ class Program:
         :raises UserError: the entry point is not there (the message lists what is).
         """
         kind = classify(code_dir, entry)
-        program = cls(entry=entry, kind=kind, code_dir=code_dir)
-        if kind is not EntryKind.PYTHON_PACKAGE and not program.path.is_file():
+        path = code_dir / entry
+        if kind is not EntryKind.PYTHON_PACKAGE and not path.is_file():
             present = sorted(p.name for p in code_dir.iterdir()) if code_dir.is_dir() else []
             raise UserError(
                 f"the entry point {entry!r} is not in the code directory {code_dir} "
                 f"(it holds: {', '.join(present) or 'nothing'}); check sagemaker_program / "
                 "SAGEMAKER_PROGRAM and sagemaker_submit_directory"
             )
-        return program
+        shebang = kind is EntryKind.SHELL_SCRIPT and _starts_with_shebang(path)
+        return cls(entry=entry, kind=kind, code_dir=code_dir, has_shebang=shebang)
 
     @property
     def path(self) -> Path:
@@ -88,18 +98,45 @@ class Program:
         """The module a package entry runs as (``train.py`` -> ``train``)."""
         return self.entry[:-3] if self.entry.endswith(".py") else self.entry
 
+    @property
+    def runs_directly(self) -> bool:
+        """Whether the program is executed itself: an executable, or a ``#!`` shell script."""
+        return self.kind is EntryKind.EXECUTABLE or (
+            self.kind is EntryKind.SHELL_SCRIPT and self.has_shebang
+        )
+
+    def command_argv(self) -> list[str]:
+        """How a shell script or executable starts (no Python, no arguments): the file itself
+        when it runs directly, else ``/bin/sh <script>``."""
+        if self.runs_directly:
+            return [str(self.path)]
+        return ["/bin/sh", self.entry]
+
     def argv(self, python: str, args: list[str]) -> list[str]:
         """The command that runs the program once, in the code dir, with *args*."""
         if self.kind is EntryKind.PYTHON_PACKAGE:
             return [python, "-m", self.module, *args]
         if self.kind is EntryKind.PYTHON_SCRIPT:
             return [python, self.entry, *args]
-        if self.kind is EntryKind.SHELL_SCRIPT:
-            return ["/bin/sh", self.entry, *args]
-        return [str(self.path), *args]
+        return [*self.command_argv(), *args]
 
     def make_executable(self) -> None:
-        """Add execute permission to an executable entry point (AWS's toolkit does the same)."""
-        if self.kind is EntryKind.EXECUTABLE:
-            mode = self.path.stat().st_mode
-            self.path.chmod(mode | 0o111)
+        """Add the owner's execute bit to a program that runs directly, keeping its other bits.
+
+        :raises UserError: it is not executable and its mode cannot be changed (a read-only
+            mount, a file owned by another user).
+        """
+        if not self.runs_directly or os.access(self.path, os.X_OK):
+            return
+        try:
+            self.path.chmod(self.path.stat().st_mode | stat.S_IXUSR)
+        except OSError as exc:
+            raise UserError(
+                f"the entry point {self.entry!r} is not executable and cannot be made so "
+                f"({exc.strerror}); set its execute bit in the image or source tarball"
+            ) from None
+
+
+def _starts_with_shebang(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(2) == b"#!"

@@ -52,9 +52,7 @@ def program_args(program: Program, args: list[str]) -> list[str]:
         return [program.entry, *args]
     if program.kind is EntryKind.PYTHON_PACKAGE:
         return ["--module", program.module, *args]
-    if program.kind is EntryKind.SHELL_SCRIPT:
-        return ["--no-python", "/bin/sh", program.entry, *args]
-    return ["--no-python", str(program.path), *args]
+    return ["--no-python", *program.command_argv(), *args]
 
 
 def torchrun_argv(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import sys
 from pathlib import Path
 
@@ -150,6 +151,43 @@ def test_shell_script_gets_hyperparameters_as_argv_without_a_shell_string(tmp_pa
     assert job.run().returncode == 0
     args = (job.base / "output/data/args.txt").read_text()
     assert args == "--msg|it's $HOME; `x`|"
+
+
+BASH_ONLY_SCRIPT = """\
+#!/bin/bash
+set -euo pipefail
+args=("$@")
+[[ ${#args[@]} -eq 2 ]]
+mkdir -p "$SM_OUTPUT_DATA_DIR"
+printf '%s|' "${args[@]}" > "$SM_OUTPUT_DATA_DIR/args.txt"
+echo "$BASH_VERSION" > "$SM_OUTPUT_DATA_DIR/bash.txt"
+"""
+
+
+def test_shell_script_with_a_bash_shebang_runs_under_bash(tmp_path: Path) -> None:
+    # Arrays and [[ ]] are syntax errors for dash, Debian's /bin/sh.
+    job = make_job(
+        tmp_path / "ml",
+        program="run.sh",
+        code={"run.sh": BASH_ONLY_SCRIPT},
+        hyperparameters={"msg": "it's $HOME"},
+    )
+    (job.code_dir / "run.sh").chmod(0o644)
+    result = job.run()
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (job.base / "output/data/args.txt").read_text() == "--msg|it's $HOME|"
+    assert (job.base / "output/data/bash.txt").read_text().strip()
+    assert stat.S_IMODE((job.code_dir / "run.sh").stat().st_mode) == 0o744
+
+
+def test_a_missing_shebang_interpreter_is_a_client_error_naming_it(tmp_path: Path) -> None:
+    job = make_job(
+        tmp_path / "ml", program="run.sh", code={"run.sh": "#!/no/such/shell\necho hi\n"}
+    )
+    assert job.run().returncode == 1
+    assert job.failure is not None
+    assert job.failure.startswith("ClientError: cannot start run.sh")
+    assert "the interpreter on its first line (#!/no/such/shell) does not exist" in job.failure
 
 
 def test_package_with_pyproject_runs_as_module(tmp_path: Path) -> None:

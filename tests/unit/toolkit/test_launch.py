@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -14,10 +15,12 @@ from sagedock.toolkit.env import TrainingEnv
 from sagedock.toolkit.errors import PlatformError, UserError
 from sagedock.toolkit.launch.hosts import resolve_host
 from sagedock.toolkit.launch.mpi import check_supported, mpirun_argv, split_custom_options
+from sagedock.toolkit.launch.mpi import program_args as mpi_program_args
 from sagedock.toolkit.launch.plan import choose_launcher
 from sagedock.toolkit.launch.process import child_environ
 from sagedock.toolkit.launch.program import EntryKind, Program, classify
 from sagedock.toolkit.launch.torch_distributed import master_port, torchrun_argv
+from sagedock.toolkit.launch.torch_distributed import program_args as torch_program_args
 from sagedock.toolkit.paths import MlPaths
 
 
@@ -64,7 +67,49 @@ def test_single_process_argv_per_kind(tmp_path: Path) -> None:
     assert Program("train.py", EntryKind.PYTHON_PACKAGE, tmp_path).argv("py", args)[:3] == [
         "py", "-m", "train",
     ]  # fmt: skip
-    assert Program("run.sh", EntryKind.SHELL_SCRIPT, tmp_path).argv("py", [])[0] == "/bin/sh"
+    assert Program("run.sh", EntryKind.SHELL_SCRIPT, tmp_path).argv("py", args) == [
+        "/bin/sh", "run.sh", "--lr", "0.1",
+    ]  # fmt: skip
+
+
+def _shell_script(code_dir: Path, text: str) -> Program:
+    (code_dir / "run.sh").write_text(text)
+    return Program.find(code_dir, "run.sh")
+
+
+def test_a_shell_script_with_a_shebang_runs_itself_under_every_launcher(tmp_path: Path) -> None:
+    program = _shell_script(tmp_path, '#!/bin/bash\nargs=("$@")\n')
+    script = str(tmp_path / "run.sh")
+    assert program.argv("py", ["--k", "v"]) == [script, "--k", "v"]
+    assert torch_program_args(program, ["--k", "v"]) == ["--no-python", script, "--k", "v"]
+    assert mpi_program_args(program, ["--k", "v"], python="py", mpi4py=True) == [
+        script, "--k", "v",
+    ]  # fmt: skip
+
+
+def test_a_shell_script_without_a_shebang_runs_under_bin_sh_under_every_launcher(
+    tmp_path: Path,
+) -> None:
+    program = _shell_script(tmp_path, "echo hi\n")
+    assert program.argv("py", ["--k", "v"]) == ["/bin/sh", "run.sh", "--k", "v"]
+    assert torch_program_args(program, []) == ["--no-python", "/bin/sh", "run.sh"]
+    assert mpi_program_args(program, [], python="py", mpi4py=True) == ["/bin/sh", "run.sh"]
+
+
+def test_a_shebang_script_gets_the_owners_execute_bit_and_keeps_its_other_bits(
+    tmp_path: Path,
+) -> None:
+    program = _shell_script(tmp_path, "#!/bin/bash\n")
+    program.path.chmod(0o640)
+    program.make_executable()
+    assert stat.S_IMODE(program.path.stat().st_mode) == 0o740
+
+
+def test_a_script_run_by_bin_sh_is_left_as_it_is(tmp_path: Path) -> None:
+    program = _shell_script(tmp_path, "echo hi\n")
+    program.path.chmod(0o644)
+    program.make_executable()
+    assert stat.S_IMODE(program.path.stat().st_mode) == 0o644
 
 
 def test_a_missing_entry_point_is_a_user_error(tmp_path: Path) -> None:
