@@ -9,7 +9,9 @@ status (``serving.errors``):
   SageMaker's own algorithms use, so existing alerting on ``FailureReason`` keeps working.
 - :class:`AlgorithmError`: a bug or unexpected state in sagedock or a built-in algorithm.
 - :class:`PlatformError`: the environment around us failed (a host that never resolved, a
-  download that broke, a missing system binary).
+  download that broke, a missing system binary). Logs and command-line messages say
+  ``PlatformError: ...``; a training job's ``output/failure`` says ``AlgorithmError: ...``,
+  the word SageMaker's own algorithms use for failures that are not the user's input.
 """
 
 from __future__ import annotations

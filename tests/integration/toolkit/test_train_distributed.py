@@ -134,3 +134,19 @@ def test_a_failing_mpi_rank_fails_the_job(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert job.failure is not None
     assert "rank 1 broke" in job.failure[:1024]
+
+
+def test_multi_host_mpi_fails_with_an_algorithm_error_not_blaming_the_user(tmp_path: Path) -> None:
+    # A limitation of ours, not the user's input: SageMaker's failure reasons call that an
+    # AlgorithmError (the PlatformError behind it is not a prefix SageMaker uses).
+    job = make_job(
+        tmp_path / "ml",
+        code={"train.py": "raise SystemExit('must not run')\n"},
+        hyperparameters={"sagemaker_mpi_enabled": True},
+        resource_config={"current_host": "algo-1", "hosts": ["algo-1", "algo-2"]},
+    )
+    mapping = json.dumps({"algo-1": "127.0.0.1", "algo-2": "127.0.0.1"})
+    result = job.run(env={"SAGEDOCK_HOST_ADDRESSES": mapping})
+    assert result.returncode == 1
+    assert job.failure is not None
+    assert job.failure.startswith("AlgorithmError: MPI across several hosts is not supported")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sagedock.toolkit.errors import AlgorithmError, UserError
+from sagedock.toolkit.errors import AlgorithmError, PlatformError, UserError
 from sagedock.toolkit.launch.process import Command, Completed
 from sagedock.toolkit.outcome import SUCCESS, fit_reason, from_completed, from_exception, report
 from sagedock.toolkit.paths import MlPaths
@@ -63,6 +63,15 @@ def test_errors_map_to_prefixes() -> None:
     assert unexpected.failure.startswith("AlgorithmError: KeyError: 'k'")
     stopped = from_exception(TrainingStopped(15))
     assert stopped.exit_code == 143
+
+
+def test_a_platform_error_is_reported_as_an_algorithm_error_with_exit_code_1() -> None:
+    # SageMaker's own failure reasons start ClientError or AlgorithmError, never PlatformError.
+    error = PlatformError("host 'algo-2' did not resolve within 900 s")
+    outcome = from_exception(error)
+    assert outcome.failure == "AlgorithmError: host 'algo-2' did not resolve within 900 s"
+    assert outcome.exit_code == 1
+    assert error.describe().startswith("PlatformError: ")  # logs and CLI messages keep the kind
 
 
 def test_report_writes_success_or_failure(tmp_path: Path) -> None:
