@@ -36,8 +36,12 @@ DUMP_SCRIPT = textwrap.dedent(
 
 
 def clean_environ(**extra: str) -> dict[str, str]:
-    """This process's environment without contract variables that could leak into a job."""
-    prefixes = ("SM_", "SAGEMAKER_", "SAGEDOCK_", "TRAINING_JOB_NAME", "CUDA_VISIBLE_DEVICES")
+    """This process's environment without contract variables that could leak into a job, nor
+    PYTHONUNBUFFERED (``train`` must set it for the script itself)."""
+    prefixes = (
+        "SM_", "SAGEMAKER_", "SAGEDOCK_", "TRAINING_JOB_NAME", "CUDA_VISIBLE_DEVICES",
+        "PYTHONUNBUFFERED",
+    )  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     return {**env, **extra}
 

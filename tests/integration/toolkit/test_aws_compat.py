@@ -1,15 +1,24 @@
-"""Compatibility with AWS's training toolkit: for the same /opt/ml trees and environment,
-AWS's ``sagemaker_training.environment.Environment().to_env_vars()`` / ``to_cmd_args()`` and
-our ``TrainingEnv.to_env_vars()`` / ``to_cmd_args()`` must be identical, except for the
-deliberate differences listed in DELIBERATE_DIFFERENCES.
+"""Compatibility with AWS's training toolkit, for the same /opt/ml trees and environment:
 
-AWS's package is installed from the package index into a throwaway venv cached under
-``.cache/`` in the repository, so reruns are fast.
+- in-process: AWS's ``Environment().to_env_vars()`` / ``to_cmd_args()`` plus the variables its
+  constructor writes into ``os.environ`` (CURRENT_HOST, SAGEMAKER_JOB_NAME, SAGEMAKER_REGION),
+  against our ``to_env_vars()`` / ``to_cmd_args()`` / ``toolkit_env_vars()``;
+- end to end: the environment, argv and working directory a user script actually receives
+  under AWS's ``train`` and under ``sagedock train``.
+
+They must be identical except for the deliberate differences listed in DELIBERATE_DIFFERENCES
+(and, for the script's whole environment, CHILD_DIFFERENCES).
+
+AWS's package is installed from the package index into a venv in the user's cache directory
+(``$XDG_CACHE_HOME``, else ``~/.cache``), outside the clone, so reruns on one machine reuse it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
@@ -20,13 +29,21 @@ import pytest
 
 from sagedock.toolkit.env import TrainingEnv
 
-from .jobs import clean_environ
+from .jobs import DUMP_SCRIPT, clean_environ
 
 AWS_PACKAGE = "sagemaker-training==5.1.4"
+#: What AWS's Environment() writes into os.environ, for the script to inherit.
+TOOLKIT_VARS = ("CURRENT_HOST", "SAGEMAKER_JOB_NAME", "SAGEMAKER_REGION")
 
 #: Where and why our output differs from AWS's on purpose. Each entry: a description and a
-#: function that turns AWS's output into what we produce for that case.
+#: function that turns AWS's output (the variables it gives the script) into ours for that case.
 Patch = Callable[[dict[str, str], Mapping[str, str]], None]
+
+
+def _hyperparameters(environ: Mapping[str, str]) -> dict[str, str]:
+    path = Path(environ["SAGEMAKER_BASE_DIR"], "input/config/hyperparameters.json")
+    document: dict[str, str] = json.loads(path.read_text())
+    return document
 
 
 def _training_env(fix: Callable[[dict[str, Any]], None]) -> Patch:
@@ -62,14 +79,34 @@ def _log_level_env_is_honoured(aws: dict[str, str], environ: Mapping[str, str]) 
     # AWS: reads SAGEMAKER_CONTAINER_LOG_LEVEL, then always overwrites it with the
     # hyperparameter or 20. We use the variable when the hyperparameter is absent.
     level = environ.get("SAGEMAKER_CONTAINER_LOG_LEVEL")
-    hyperparameters = Path(environ["SAGEMAKER_BASE_DIR"], "input/config/hyperparameters.json")
-    if level and "sagemaker_container_log_level" not in json.loads(hyperparameters.read_text()):
+    if level and "sagemaker_container_log_level" not in _hyperparameters(environ):
         aws["SM_LOG_LEVEL"] = level
 
         def fix(document: dict[str, Any]) -> None:
             document["log_level"] = int(level)
 
         _training_env(fix)(aws, environ)
+
+
+def _submit_directory_env_is_honoured(aws: dict[str, str], environ: Mapping[str, str]) -> None:
+    # AWS: reads SAGEMAKER_SUBMIT_DIRECTORY, then always overwrites it with the hyperparameter
+    # or the code dir. We use the variable when the hyperparameter is absent.
+    submit = environ.get("SAGEMAKER_SUBMIT_DIRECTORY")
+    if submit and "sagemaker_submit_directory" not in _hyperparameters(environ):
+        aws["SM_MODULE_DIR"] = submit
+
+        def fix(document: dict[str, Any]) -> None:
+            document["module_dir"] = submit
+
+        _training_env(fix)(aws, environ)
+
+
+def _region_falls_back_to_aws_region(aws: dict[str, str], environ: Mapping[str, str]) -> None:
+    # AWS: the hyperparameter, else boto3's default region, which reads AWS_DEFAULT_REGION (and
+    # ~/.aws/config) but not AWS_REGION. We read AWS_REGION, then AWS_DEFAULT_REGION.
+    region = environ.get("AWS_REGION")
+    if region and "sagemaker_region" not in _hyperparameters(environ):
+        aws["SAGEMAKER_REGION"] = region
 
 
 DELIBERATE_DIFFERENCES: dict[str, Patch] = {
@@ -79,41 +116,120 @@ DELIBERATE_DIFFERENCES: dict[str, Patch] = {
     "SM_MODULE_NAME is empty, not 'None', when there is no program": (
         _no_program_means_no_module_name
     ),
-    "SAGEMAKER_CONTAINER_LOG_LEVEL counts when the hyperparameter is absent": (
-        _log_level_env_is_honoured
+    "SAGEMAKER_CONTAINER_LOG_LEVEL counts when the hyperparameter is absent (SM_LOG_LEVEL, "
+    "log_level in SM_TRAINING_ENV)": _log_level_env_is_honoured,
+    "SAGEMAKER_SUBMIT_DIRECTORY counts when the hyperparameter is absent (SM_MODULE_DIR, "
+    "module_dir in SM_TRAINING_ENV)": _submit_directory_env_is_honoured,
+    "SAGEMAKER_REGION falls back to AWS_REGION before AWS_DEFAULT_REGION": (
+        _region_falls_back_to_aws_region
     ),
     # Not compared here because AWS's toolkit cannot produce an output for them:
     # - a missing resourceconfig.json: AWS raises FileNotFoundError (unless /opt/ml is absent,
     #   when it invents ~/sagemaker_local trees at import); we run as one local host "algo-1".
     # - GPUs/Neuron cores: AWS runs nvidia-smi / neuron-ls; we read /proc/driver/nvidia/gpus,
     #   /dev/nvidiaN, CUDA_VISIBLE_DEVICES and NEURON_RT_* (same count on ordinary machines).
-    # - SAGEMAKER_SUBMIT_DIRECTORY counts when the hyperparameter is absent (AWS ignores it).
+    # - a region in ~/.aws/config: boto3 reads it, we do not (HOME is empty here).
 }
 
-AWS_DRIVER = """
-import json
+
+def _child_pythonpath_is_the_code_dir_then_the_inherited_one(
+    aws: dict[str, str], environ: Mapping[str, str]
+) -> None:
+    # AWS: the code dir, then every entry of its own interpreter's sys.path. We put the code
+    # dir first and keep the PYTHONPATH the platform gave (none here).
+    code_dir = str(Path(environ["SAGEMAKER_BASE_DIR"], "code"))
+    assert aws["PYTHONPATH"].split(":")[0] == code_dir
+    aws["PYTHONPATH"] = code_dir
+
+
+def _child_python_is_unbuffered(aws: dict[str, str], environ: Mapping[str, str]) -> None:
+    # AWS leaves Python's output block-buffered into a pipe; we stream it live.
+    assert "PYTHONUNBUFFERED" not in aws
+    aws["PYTHONUNBUFFERED"] = "1"
+
+
+#: Further differences in the whole environment the user script receives.
+CHILD_DIFFERENCES: dict[str, Patch] = {
+    "PYTHONPATH is the code dir, then the inherited PYTHONPATH (AWS: its whole sys.path)": (
+        _child_pythonpath_is_the_code_dir_then_the_inherited_one
+    ),
+    "PYTHONUNBUFFERED=1": _child_python_is_unbuffered,
+}
+
+AWS_DRIVER = f"""
+import json, os
 from sagemaker_training import environment
 env = environment.Environment()
-print(json.dumps({"env_vars": env.to_env_vars(), "cmd_args": env.to_cmd_args()}))
+written = {{name: os.environ[name] for name in {TOOLKIT_VARS!r}}}
+print(json.dumps({{"env_vars": {{**env.to_env_vars(), **written}}, "cmd_args": env.to_cmd_args()}}))
 """
+AWS_TRAIN = "from sagemaker_training.cli.train import main; main()"
+
+
+def user_cache_dir() -> Path:
+    """The user's cache directory (``$XDG_CACHE_HOME``, else ``~/.cache``) for sagedock's tests:
+    outside the clone, so every clone and CI run on one machine shares it."""
+    xdg = Path(os.environ.get("XDG_CACHE_HOME", ""))
+    base = xdg if xdg.is_absolute() else Path.home() / ".cache"
+    return base / "sagedock-tests"
+
+
+#: Written into the venv once AWS's package is installed: a venv without it is half-made.
+READY_MARKER = "sagedock-ready"
+
+
+def _venv_is_ready(venv: Path) -> bool:
+    python = venv / "bin" / "python"
+    try:
+        marked = (venv / READY_MARKER).read_text().strip() == AWS_PACKAGE
+    except OSError:
+        return False
+    check = [str(python), "-c", "import sagemaker_training"]
+    return marked and subprocess.run(check, capture_output=True).returncode == 0
+
+
+def _tail(text: str, lines: int = 30) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
 
 
 @pytest.fixture(scope="session")
-def aws_python(repo_root: Path) -> Path:
-    """Python of a venv with AWS's sagemaker-training installed (cached in .cache/)."""
-    venv = repo_root / ".cache" / "aws-training-toolkit"
+def aws_python() -> Path:
+    """Python of a venv with AWS's sagemaker-training, cached in the user's cache directory.
+
+    The venv is named after the package and this interpreter's version; a lock keeps two test
+    runs from building it at once, and the ready marker is written only after pip succeeded,
+    so an interrupted install is redone instead of being used.
+    """
+    tag = f"{AWS_PACKAGE.replace('==', '-')}-py{sys.version_info[0]}.{sys.version_info[1]}"
+    cache = user_cache_dir()
+    venv = cache / tag
     python = venv / "bin" / "python"
-    check = [str(python), "-c", "import sagemaker_training"]
-    if python.exists() and subprocess.run(check, capture_output=True).returncode == 0:
-        return python
-    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
-    install = subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", AWS_PACKAGE],
-        capture_output=True,
-        text=True,
-    )
-    if install.returncode != 0:
-        pytest.fail(f"cannot install {AWS_PACKAGE} from the package index:\n{install.stderr}")
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        lock = open(cache / f"{tag}.lock", "w")  # noqa: SIM115 - held while the venv is built
+    except OSError as exc:
+        pytest.fail(f"cannot use the cache directory {cache} for AWS's toolkit: {exc}")
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _venv_is_ready(venv):
+            return python
+        created = subprocess.run(
+            [sys.executable, "-m", "venv", "--clear", str(venv)], capture_output=True, text=True
+        )
+        if created.returncode != 0:
+            output = _tail(created.stdout + created.stderr)
+            pytest.fail(f"cannot create a venv for {AWS_PACKAGE} in {venv}:\n{output}")
+        install = subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", AWS_PACKAGE],
+            capture_output=True,
+            text=True,
+        )
+        if install.returncode != 0:
+            pytest.fail(
+                f"cannot install {AWS_PACKAGE} from the package index into {venv} "
+                f"(pip exited with code {install.returncode}):\n{_tail(install.stderr)}"
+            )
+        (venv / READY_MARKER).write_text(AWS_PACKAGE + "\n")
     return python
 
 
@@ -131,6 +247,27 @@ def _write_tree(base: Path, hyperparameters: dict[str, Any], resource: dict[str,
 def _sdk(values: dict[str, Any]) -> dict[str, str]:
     """Hyperparameters as the SageMaker SDK writes them: each value a JSON string."""
     return {key: json.dumps(value) for key, value in values.items()}
+
+
+def _environ(base: Path, home: Path, case_environ: Mapping[str, str]) -> dict[str, str]:
+    """A clean environment (no region, no PYTHONPATH of ours) plus the case's variables."""
+    environ = clean_environ(SAGEMAKER_BASE_DIR=str(base), HOME=str(home))
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "PYTHONPATH"):
+        environ.pop(name, None)
+    return {**environ, **case_environ}
+
+
+def _apply(patches: Mapping[str, Patch], aws: dict[str, str], environ: Mapping[str, str]) -> None:
+    for patch in patches.values():
+        patch(aws, environ)
+
+
+def _assert_same_variables(actual: Mapping[str, str], expected: Mapping[str, str]) -> None:
+    assert sorted(actual) == sorted(expected)
+    for name in expected:
+        if name == "SM_TRAINING_ENV":
+            assert json.loads(actual[name]) == json.loads(expected[name])
+        assert actual[name] == expected[name], name
 
 
 SCRIPT_MODE = {
@@ -173,7 +310,11 @@ SCRIPT_MODE = {
         },
         "validation": {"TrainingInputMode": "Pipe"},
     },
-    "environ": {"TRAINING_JOB_NAME": "job-1", "SAGEMAKER_TRAINING_MODULE": "pkg.train:main"},
+    "environ": {
+        "TRAINING_JOB_NAME": "job-1",
+        "SAGEMAKER_TRAINING_MODULE": "pkg.train:main",
+        "AWS_REGION": "us-east-2",  # the hyperparameter wins for both
+    },
 }
 
 HETEROGENEOUS = {
@@ -200,14 +341,23 @@ HETEROGENEOUS = {
         "topology": [{"hostName": "algo-2", "capacityUnitId": "u1"}],
     },
     "channels": {},
-    "environ": {"SAGEMAKER_PROGRAM": "other.py", "SM_HP_MP_PARAMETERS": '{"pipeline": 2}'},
+    "environ": {
+        "SAGEMAKER_PROGRAM": "other.py",
+        "SM_HP_MP_PARAMETERS": '{"pipeline": 2}',
+        "SAGEMAKER_SUBMIT_DIRECTORY": "s3://bucket/other/sourcedir.tar.gz",
+        "AWS_DEFAULT_REGION": "ap-south-1",
+    },
 }
 
 ALGORITHM_MODE = {
     "hyperparameters": {"num_round": "10", "objective": "reg:squarederror"},
     "resource": {"current_host": "algo-1", "hosts": ["algo-1"]},
     "channels": {"train": {"ContentType": "text/libsvm", "TrainingInputMode": "File"}},
-    "environ": {"SAGEMAKER_CONTAINER_LOG_LEVEL": "10"},
+    "environ": {
+        "SAGEMAKER_CONTAINER_LOG_LEVEL": "10",
+        "AWS_REGION": "eu-north-1",
+        "AWS_DEFAULT_REGION": "us-west-2",
+    },
 }
 
 
@@ -222,9 +372,7 @@ def test_sm_env_and_argv_match_aws_training_toolkit(
 ) -> None:
     base = tmp_path / "opt" / "ml"
     _write_tree(base, case["hyperparameters"], case["resource"], case["channels"])
-    environ = clean_environ(SAGEMAKER_BASE_DIR=str(base), HOME=str(tmp_path), **case["environ"])
-    environ.pop("AWS_DEFAULT_REGION", None)
-    environ.pop("AWS_REGION", None)
+    environ = _environ(base, tmp_path, case["environ"])
     aws_run = subprocess.run(
         [str(aws_python), "-c", AWS_DRIVER], env=environ, capture_output=True, text=True
     )
@@ -235,15 +383,123 @@ def test_sm_env_and_argv_match_aws_training_toolkit(
     assert ours.to_cmd_args() == aws["cmd_args"]
 
     expected: dict[str, str] = aws["env_vars"]
-    for patch in DELIBERATE_DIFFERENCES.values():
-        patch(expected, environ)
-    actual = ours.to_env_vars()
+    _apply(DELIBERATE_DIFFERENCES, expected, environ)
     assert len(expected) > 30
-    assert sorted(actual) == sorted(expected)
-    for name in expected:
-        if name == "SM_TRAINING_ENV":
-            assert json.loads(actual[name]) == json.loads(expected[name])
-        assert actual[name] == expected[name], name
+    _assert_same_variables({**ours.to_env_vars(), **ours.toolkit_env_vars()}, expected)
+
+
+#: Stands for the directory holding the user's code (sagemaker_submit_directory).
+SOURCE_DIR = "<source dir>"
+
+# Jobs that both toolkits can run to the end with one process and DUMP_SCRIPT.
+CHILD_SUBMITTED_CODE = {
+    "hyperparameters": {
+        **_sdk(
+            {
+                "sagemaker_program": "dump.py",
+                "sagemaker_submit_directory": SOURCE_DIR,
+                "sagemaker_region": "eu-west-1",
+                "sagemaker_job_name": "job-7",
+                "sagemaker_container_log_level": 10,
+                "epochs": 3,
+                "learning-rate": 0.01,
+                "flag": False,
+                "layers": [8, [4, "x"]],
+                "opts": {"beta": 0.9},
+                "name": "it's $HOME",
+            }
+        ),
+        "raw_text": "not json",
+    },
+    "resource": {
+        "current_host": "algo-2",
+        "hosts": ["algo-1", "algo-2"],
+        "network_interface_name": "eth0",
+        "current_instance_type": "ml.m5.xlarge",
+    },
+    "channels": {"train": {"ContentType": "text/csv", "TrainingInputMode": "File"}},
+    "environ": {
+        "TRAINING_JOB_NAME": "job-7",
+        # Neither toolkit may wait for DNS to know algo-1 and algo-2 on this machine.
+        "SM_STUDIO_LOCAL_MODE": "true",
+        "SAGEDOCK_HOST_ADDRESSES": json.dumps({"algo-1": "127.0.0.1", "algo-2": "127.0.0.1"}),
+    },
+    "baked_in": False,
+}
+
+CHILD_BAKED_IN_CODE = {
+    "hyperparameters": _sdk({"a": 1}),
+    "resource": {"current_host": "algo-1", "hosts": ["algo-1"]},
+    "channels": {},
+    "environ": {
+        "SM_STUDIO_LOCAL_MODE": "true",  # AWS would wait for DNS to know algo-1
+        "SAGEMAKER_PROGRAM": "dump.py",
+        "SAGEMAKER_SUBMIT_DIRECTORY": SOURCE_DIR,
+        "SAGEMAKER_CONTAINER_LOG_LEVEL": "30",
+        "AWS_REGION": "eu-north-1",
+    },
+    "baked_in": True,
+}
+
+
+#: A bash-only shell script (arrays, [[ ]]) that hands its arguments on to DUMP_SCRIPT.
+BASH_ENTRY = """\
+#!/bin/bash
+args=("$@")
+[[ ${#args[@]} -gt 0 ]] && exec "$DUMP_PYTHON" dump.py "${args[@]}"
+"""
+
+CHILD_SHELL_SCRIPT = {
+    "hyperparameters": _sdk({"sagemaker_program": "run.sh", "msg": "it's $HOME; `x`", "n": 2}),
+    "resource": {"current_host": "algo-1", "hosts": ["algo-1"]},
+    "channels": {},
+    "environ": {"SM_STUDIO_LOCAL_MODE": "true", "DUMP_PYTHON": sys.executable},
+    "baked_in": True,
+}
+
+
+def _run_script(argv: list[str], base: Path, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Run a toolkit's train on *base*; what DUMP_SCRIPT saw. Leaves the tree for a rerun."""
+    done = subprocess.run(argv, env=dict(environ), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    seen_file = base / "output" / "data" / "seen.json"
+    seen: dict[str, Any] = json.loads(seen_file.read_text())
+    shutil.rmtree(base / "output")
+    return seen
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "case",
+    [CHILD_SUBMITTED_CODE, CHILD_BAKED_IN_CODE, CHILD_SHELL_SCRIPT],
+    ids=["submitted-code", "baked-in-code", "bash-script"],
+)
+def test_the_scripts_environment_and_argv_under_train_match_aws_train(
+    case: dict[str, Any], tmp_path: Path, aws_python: Path
+) -> None:
+    base = tmp_path / "opt" / "ml"
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "dump.py").write_text(DUMP_SCRIPT)
+    (source / "run.sh").write_text(BASH_ENTRY)
+    hps = {k: v.replace(SOURCE_DIR, str(source)) for k, v in case["hyperparameters"].items()}
+    _write_tree(base, hps, case["resource"], case["channels"])
+    code_dir = base / "code"
+    if case["baked_in"]:
+        shutil.copytree(source, code_dir)
+    case_environ = {k: v.replace(SOURCE_DIR, str(source)) for k, v in case["environ"].items()}
+    environ = _environ(base, tmp_path, case_environ)
+
+    aws = _run_script([str(aws_python), "-c", AWS_TRAIN], base, environ)
+    if not case["baked_in"]:
+        shutil.rmtree(code_dir)  # so that ours fetches the code too
+    ours = _run_script([sys.executable, "-m", "sagedock.toolkit", "train"], base, environ)
+
+    assert ours["argv"] == aws["argv"]
+    assert ours["cwd"] == aws["cwd"] == str(code_dir)
+    expected: dict[str, str] = aws["env"]
+    _apply({**DELIBERATE_DIFFERENCES, **CHILD_DIFFERENCES}, expected, environ)
+    _assert_same_variables(ours["env"], expected)
 
 
 def test_loading_the_env_writes_no_environment_variable_and_no_directory(tmp_path: Path) -> None:
