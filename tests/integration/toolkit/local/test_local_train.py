@@ -455,7 +455,10 @@ def test_cli_bad_spec_exits_2_naming_the_field(tmp_path: Path, env: dict[str, st
     assert "OutputDataConfig.S3OutputPath: is required" in out
 
 
-def test_ctrl_c_stops_the_job_like_stop_training_job(tmp_path: Path, env: dict[str, str]) -> None:
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_stops_the_job_like_stop_training_job(
+    tmp_path: Path, env: dict[str, str], signum: int, code: int
+) -> None:
     script(tmp_path, "train.py", SLEEPER)
     proc = _cli(
         {**env, "SAVE_ON_TERM": "1"},
@@ -476,9 +479,9 @@ def test_ctrl_c_stops_the_job_like_stop_training_job(tmp_path: Path, env: dict[s
     for line in proc.stdout:
         if "sleeping" in line:
             break
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     rest, _ = proc.communicate(timeout=60)
-    assert proc.returncode == 130, rest
+    assert proc.returncode == code, rest
     record = describe("interrupted", env)
     assert (record["TrainingJobStatus"], record["SecondaryStatus"]) == ("Stopped", "Stopped")
     assert "saved-on-sigterm" in members(
