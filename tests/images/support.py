@@ -180,6 +180,20 @@ def wait_for_ping(container: Container, timeout: float = 180) -> None:
     raise AssertionError(f"/ping never answered 200; container logs:\n{container.logs()[-4000:]}")
 
 
+def wait_for_log_line(container: Container, prefix: str, timeout: float = 120) -> None:
+    """Poll the container's log until a line starts with *prefix*; fails with the log if the
+    line never comes or the container ends first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        logs = container.logs()
+        if any(line.startswith(prefix) for line in logs.splitlines()):
+            return
+        if container.state().get("Running") is False:
+            break
+        time.sleep(0.3)
+    raise AssertionError(f"no log line starting {prefix!r}; log:\n{container.logs()[-4000:]}")
+
+
 def wait_for_file(path: Path, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

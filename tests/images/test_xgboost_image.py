@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from tests.images.support import (
     http,
     image_algorithms,
     run_container,
+    wait_for_log_line,
     wait_for_ping,
     write_tree,
 )
@@ -123,3 +125,50 @@ def test_serve_answers_ping_and_csv_invocations_then_stops_cleanly(
         assert len(predictions) == 2
         assert all(1.0 < p < 30.0 for p in predictions)  # abalone rings
         assert box.stop(grace=30) == 0, box.logs()[-2000:]
+
+
+# Enough rounds to be still training when `docker stop` comes (each takes about a millisecond).
+LONG_RUN = {**HYPERPARAMETERS, "num_round": 200000}
+
+
+def _stop_while_training(image: str, tree: Path) -> tuple[int, float, str]:
+    """Start algorithm-mode training, `docker stop` it after round 20 has been logged; the
+    exit code, the seconds docker stop took and the log."""
+    with detached(image, "train", volumes={tree: "/opt/ml"}) as box:
+        wait_for_log_line(box, "[20]")
+        started = time.monotonic()
+        code = box.stop(grace=30)
+        return code, time.monotonic() - started, box.logs()
+
+
+def test_docker_stop_ends_algorithm_training_promptly_with_the_failure_file(
+    xgboost_image: str, has_algorithm: None, shared_testdata: Path, tmp_path: Path
+) -> None:
+    tree = _abalone_tree(tmp_path / "ml", shared_testdata, LONG_RUN)
+    code, seconds, logs = _stop_while_training(xgboost_image, tree)
+    # SIGTERM stops XGBoost at the next round boundary; 137 would mean docker had to SIGKILL
+    assert code == 128 + 15, logs[-2000:]
+    assert seconds < 10, f"docker stop took {seconds:.1f} s\n{logs[-2000:]}"
+    failure = (tree / "output" / "failure").read_text()
+    assert failure.startswith("ClientError: the job was stopped (SIGTERM)")
+    assert not (tree / "output" / "success").exists()
+
+
+def test_docker_stop_with_save_model_on_termination_exits_0_keeping_the_model(
+    xgboost_image: str, has_algorithm: None, shared_testdata: Path, tmp_path: Path
+) -> None:
+    hps = {**LONG_RUN, "save_model_on_termination": "true"}
+    tree = _abalone_tree(tmp_path / "ml", shared_testdata, hps)
+    code, seconds, logs = _stop_while_training(xgboost_image, tree)
+    assert code == 0, logs[-2000:]
+    assert seconds < 10, f"docker stop took {seconds:.1f} s\n{logs[-2000:]}"
+    assert sorted(p.name for p in (tree / "model").iterdir()) == ["xgboost-model"]
+    assert not (tree / "output" / "failure").exists()
+    # the kept model loads and holds at least the rounds logged before the stop
+    probe = (
+        "import xgboost; b = xgboost.Booster(model_file='/opt/ml/model/xgboost-model'); "
+        "print(b.num_boosted_rounds())"
+    )
+    out = run_container(xgboost_image, "python", "-c", probe, volumes={tree: "/opt/ml"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert 20 <= int(out.stdout.split()[-1]) < LONG_RUN["num_round"]
