@@ -6,9 +6,10 @@ On a small classification dataset generated on the spot it runs, with no cloud a
    channels ``train`` and ``validation``, metric definitions read from the logs);
 2. an endpoint serving the resulting ``model.tar.gz`` (``sagedock local serve``), invoked with
    CSV, asking for CSV and JSON answers, and with libsvm;
-3. a batch transform (``sagedock local transform``: Line split, MultiRecord mini-batches, two
-   concurrent requests, an id column kept out of the model's input and joined back onto each
-   prediction with DataProcessing);
+3. a batch transform (``sagedock local transform``: Line split, MultiRecord mini-batches of up
+   to 1 MB with up to two requests at once (the 400 rows fit in one mini-batch, so one request
+   is made, and the demo says how many it made), an id column kept out of the model's input and
+   joined back onto each prediction with DataProcessing);
 
 then prints the final metrics, sample predictions, the batch accuracy and the time each step
 took. Everything lives in a temporary directory, removed afterwards unless ``--keep``.
@@ -271,10 +272,12 @@ def _demo(root: Path, args: argparse.Namespace) -> int:
             return 1
         output = root / "batch-out" / "batch.csv.out"
         lines = output.read_text().splitlines()
+        assert done.result is not None
+        requests = sum(f.requests for f in done.result.files)
         print(
-            f"  {done.record['RecordCount']} records, {done.record['BatchStrategy']}, "
-            f"MaxPayloadInMB {done.record['MaxPayloadInMB']}, "
-            f"{done.record['MaxConcurrentTransforms']} concurrent requests"
+            f"  {done.record['RecordCount']} records in {requests} request(s): "
+            f"{done.record['BatchStrategy']}, MaxPayloadInMB {done.record['MaxPayloadInMB']}, "
+            f"MaxConcurrentTransforms {done.record['MaxConcurrentTransforms']}"
         )
         print("  InputFilter $[1:] (drop the id), JoinSource Input, OutputFilter $[0,-1]:")
         for line in lines[:3]:
