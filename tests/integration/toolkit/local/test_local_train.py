@@ -654,3 +654,34 @@ def test_max_runtime_counts_from_the_job_start_so_slow_staging_uses_it_up(
     assert "sleeping" not in out.getvalue()
     staged = list((result.job_dir / "hosts" / "algo-1" / "input" / "data" / "train").iterdir())
     assert len(staged) == 1
+
+
+def test_aws_endpoint_url_s3_alone_serves_data_code_and_outputs(
+    tmp_path: Path, env: dict[str, str], s3_server: S3Server
+) -> None:
+    bucket = s3_server.new_bucket()
+    client = s3_server.client()
+    client.put_object(Bucket=bucket, Key="data/a.csv", Body=b"1,2\n")
+    code = io.BytesIO()
+    with tarfile.open(fileobj=code, mode="w:gz") as tar:
+        body = textwrap.dedent(WRITE_MODEL).encode()
+        info = tarfile.TarInfo("train.py")
+        info.size = len(body)
+        tar.addfile(info, io.BytesIO(body))
+    client.put_object(Bucket=bucket, Key="code/sourcedir.tar.gz", Body=code.getvalue())
+    script(tmp_path, "train.py", "raise SystemExit('the local copy must not run')\n")
+    doc = job_doc(
+        tmp_path, "train.py", channels=[f"train=s3://{bucket}/data"], output=f"s3://{bucket}/out"
+    )
+    # the host fetches its code from S3 itself, through the same endpoint
+    doc["HyperParameters"]["sagemaker_submit_directory"] = json.dumps(
+        f"s3://{bucket}/code/sourcedir.tar.gz"
+    )
+    environ = {k: v for k, v in env.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    environ.update(s3_server.environ_s3_only())
+    assert "AWS_ENDPOINT_URL" not in environ and "AWS_ENDPOINT_URL_S3" in environ
+    result, logs = run_job(doc, environ)
+
+    assert result.exit_code == 0, logs
+    body = client.get_object(Bucket=bucket, Key="out/job/output/model.tar.gz")["Body"].read()
+    assert json.loads(members(body)["algo-1.json"])["files"] == ["a.csv"]
