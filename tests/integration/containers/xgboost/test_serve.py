@@ -89,12 +89,22 @@ def test_e2e_train_then_serve_predicts_like_the_booster(
 def test_x22_ping_and_execution_parameters(
     xgboost_job: Callable[..., XGBoostJob], serve_model: ServeFactory
 ) -> None:
-    server = _serve(serve_model, _trained(xgboost_job, "regression"))
+    from sagedock.serving.settings import available_cpus
+
+    model_dir = _trained(xgboost_job, "regression")
+    # By default one worker per CPU, as SageMaker's XGBoost starts gunicorn, and
+    # MaxConcurrentTransforms is the CPU count, as SageMaker reports it.
+    server = serve_model(model_dir, args=["--algorithm", "xgboost"])
     assert server.get("/ping").status_code == 200
-    params = server.get("/execution-parameters").json()
-    assert params["BatchStrategy"] == "MULTI_RECORD"
-    assert params["MaxPayloadInMB"] == 6
-    assert params["MaxConcurrentTransforms"] >= 1
+    assert server.get("/execution-parameters").json() == {
+        "MaxConcurrentTransforms": available_cpus(),
+        "BatchStrategy": "MULTI_RECORD",
+        "MaxPayloadInMB": 6,
+    }
+    # Deliberate difference: with SAGEMAKER_MODEL_SERVER_WORKERS set it is the worker count,
+    # the number of requests the endpoint can answer at once (SageMaker: still the CPU count).
+    server = _serve(serve_model, model_dir)
+    assert server.get("/execution-parameters").json()["MaxConcurrentTransforms"] == 1
 
 
 def test_serving_rows_x24_to_x29_x35(
@@ -114,12 +124,14 @@ def test_serving_rows_x24_to_x29_x35(
     assert response.status_code == 406
     assert "Please use supported accept types" in response.json()["message"]
 
-    # X26: CSV in, CSV out: one value per line with a trailing newline (the default Accept)
+    # X26: CSV in, CSV out: one value per line with a trailing newline (the default Accept).
+    # Images built before SageMaker's 2022-04 change (and its multi-model server still)
+    # answered one comma-joined line; sagedock answers only the current format.
     response = server.invoke(csv_body, "text/csv")
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/csv")
     lines = response.text.split("\n")
-    assert len(lines) == 4 and lines[3] == ""
+    assert len(lines) == 4 and lines[3] == "" and "," not in response.text
     csv_scores = [float(v) for v in lines[:3]]
 
     # X27: application/json and application/json;verbose=True
@@ -152,6 +164,24 @@ def test_serving_rows_x24_to_x29_x35(
     response = server.invoke(buffer.getvalue(), "application/x-recordio-protobuf")
     assert response.status_code == 200
     assert [float(v) for v in response.text.split()] == pytest.approx(csv_scores)
+
+
+def test_default_invocations_accept_answers_a_missing_or_wildcard_accept(
+    xgboost_job: Callable[..., XGBoostJob], serve_model: ServeFactory
+) -> None:
+    model_dir = _trained(xgboost_job, "regression")
+    x = make_dataset("regression", rows=2, seed=3).x
+    server = _serve(serve_model, model_dir, SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT="application/json")
+    for accept in ("*/*", None):  # requests sends */* unless told to send no Accept at all
+        response = server.post(
+            "/invocations", data=_csv(x), headers={"Content-Type": "text/csv", "Accept": accept}
+        )
+        assert response.status_code == 200, response.text
+        assert response.headers["Content-Type"].startswith("application/json")
+        assert len(response.json()["predictions"]) == 2
+    response = server.invoke(_csv(x), "text/csv", Accept="text/csv")  # an explicit one wins
+    assert response.headers["Content-Type"].startswith("text/csv")
+    assert len(response.text.splitlines()) == 2
 
 
 def test_x23_an_empty_body(

@@ -260,6 +260,31 @@ def test_x13_libsvm_weights_and_indices_as_written(
     assert (weighted.model_dir / "xgboost-model").exists()
 
 
+def test_x13_libsvm_weights_change_the_model(xgboost_job: JobFactory) -> None:
+    # Every other row has an absurd label and weight 0: weighted, the model is XGBoost's for
+    # those weights (and ignores the absurd rows); without the weights it follows them.
+    import xgboost
+
+    data = make_dataset("regression", rows=300)
+    absurd = np.arange(len(data.y)) % 2 == 0
+    y = np.where(absurd, 1e4, data.y).astype(np.float32)
+    w = np.where(absurd, 0.0, 1.0).astype(np.float32)
+    models = {}
+    for name, weights in (("weighted", w), ("unweighted", None)):
+        job = xgboost_job({"num_round": 10, "max_depth": 3}, name=name)
+        write_libsvm(job.add_channel("train", "text/libsvm") / "t", data.x, y, weights=weights)
+        train_inprocess(job)
+        models[name] = load_model(job.model_dir / "xgboost-model")
+    probe = xgboost.DMatrix(data.x[~absurd])
+    reference = xgboost.train(
+        {"max_depth": 3}, xgboost.DMatrix(data.x, label=y, weight=w), num_boost_round=10
+    )
+    weighted = models["weighted"].predict(probe)
+    np.testing.assert_allclose(weighted, reference.predict(probe), rtol=1e-5)
+    assert float(np.sqrt(np.mean((weighted - data.y[~absurd]) ** 2))) < 1
+    assert float(np.mean(models["unweighted"].predict(probe))) > 1000
+
+
 def test_x14_parquet_label_first(xgboost_job: JobFactory, shared_testdata: Path) -> None:
     job = xgboost_job({"num_round": 2})
     src = shared_testdata / "xgboost" / "data" / "parquet" / "multiple_files"

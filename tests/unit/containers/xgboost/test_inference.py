@@ -266,3 +266,82 @@ def test_softprob_selectable_semantics() -> None:
     )[0]
     assert row["predicted_label"] == 1 and row["probability"] == 0.5 and row["raw_score"] == 0.5
     assert row["labels"] == [0, 1, 2] and len(row["probabilities"]) == 3
+
+
+def test_x31_selectable_csv_quotes_lists_exactly_as_sagemaker(
+    binary: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert (
+        outputs.encode_selectable(
+            [
+                {"predicted_label": 1, "probabilities": [0.4, 0.6]},
+                {"predicted_label": 0, "probabilities": [0.9, 0.1]},
+            ],
+            outputs.CSV,
+            batch=False,
+        )
+        == b'1,"[0.4, 0.6]"\n0,"[0.9, 0.1]"'
+    )
+    monkeypatch.setenv("SAGEMAKER_INFERENCE_OUTPUT", "predicted_label,probabilities")
+    model = inference.model_fn(_dir_of(binary, tmp_path))
+    body, _ = _invoke(model, CSV_ROWS, "text/csv", "text/csv")
+    x = np.loadtxt(io.StringIO(CSV_ROWS), delimiter=",", dtype=np.float32)
+    p = [float(v) for v in binary.model.boosters[0].booster.predict(xgboost.DMatrix(x))]
+    # str() of the Python list of doubles, in double quotes; rows joined by a bare newline
+    assert body.decode() == "\n".join(f'{int(v > 0.5)},"[{1.0 - v!r}, {v!r}]"' for v in p)
+
+
+def test_x33_a_key_the_objective_cannot_give_is_nan_in_csv(
+    regression: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SAGEMAKER_INFERENCE_OUTPUT", "predicted_score,probability")
+    target = tmp_path / "copy"
+    target.mkdir()
+    regression.model.boosters[0].booster.save_model(str(target / "xgboost-model.json"))
+    model = inference.model_fn(target)
+    body, _ = _invoke(model, CSV_ROWS, "text/csv", "text/csv", batch=True)
+    x = np.loadtxt(io.StringIO(CSV_ROWS), delimiter=",", dtype=np.float32)
+    scores = regression.model.boosters[0].booster.predict(xgboost.DMatrix(x))
+    assert body.decode() == "".join(f"{float(v)!r},nan\n" for v in scores)
+
+
+@pytest.mark.parametrize("delimiter", ["\t", ";", "|", " "])
+def test_csv_requests_use_the_delimiter_sniffed_from_the_first_line(
+    regression: Any, delimiter: str
+) -> None:
+    expected, _ = _invoke(regression, CSV_ROWS, "text/csv", "text/csv")
+    body = CSV_ROWS.replace(",", delimiter)
+    assert _invoke(regression, body, "text/csv", "text/csv")[0] == expected
+    # Sniffed once, from the first line: a second line written with commas is not split.
+    with pytest.raises(BadRequest, match="line 2"):
+        inference.input_fn(body.split("\n")[0] + "\n" + CSV_ROWS.split("\n")[1], "text/csv")
+
+
+def test_a_one_column_csv_request_needs_no_delimiter(tmp_path: Path) -> None:
+    data = make_dataset("regression", rows=100, cols=2)  # the label needs two; one is used
+    booster = xgboost.train({"max_depth": 2}, xgboost.DMatrix(data.x[:, :1], label=data.y), 3)
+    booster.save_model(str(tmp_path / "xgboost-model.json"))
+    model = inference.model_fn(tmp_path)
+    body, _ = _invoke(model, "0.5\n-0.25\n", "text/csv", "text/csv")
+    expected = booster.predict(xgboost.DMatrix(np.array([[0.5], [-0.25]], dtype=np.float32)))
+    assert body.decode() == "".join(f"{float(v)!r}\n" for v in expected)
+
+
+def test_ensemble_env_false_serves_only_the_first_model_by_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boosters = []
+    for seed in range(3):
+        data = make_dataset("regression", rows=200, seed=seed)
+        booster = xgboost.train({"max_depth": 2}, xgboost.DMatrix(data.x, label=data.y), 4)
+        booster.save_model(str(tmp_path / f"xgboost-model-{seed}.json"))
+        boosters.append(booster)
+    x = np.loadtxt(io.StringIO(CSV_ROWS), delimiter=",", dtype=np.float32)
+    first = boosters[0].predict(xgboost.DMatrix(x))
+    mean = np.mean([b.predict(xgboost.DMatrix(x)) for b in boosters], axis=0)
+    for value, expected in (("false", first), ("FALSE", first), ("true", mean), ("", mean)):
+        monkeypatch.setenv("SAGEMAKER_INFERENCE_ENSEMBLE", value)
+        body, _ = _invoke(inference.model_fn(tmp_path), CSV_ROWS, "text/csv", "text/csv")
+        np.testing.assert_allclose([float(v) for v in body.split()], expected, rtol=1e-6)
+    monkeypatch.delenv("SAGEMAKER_INFERENCE_ENSEMBLE")
+    assert len(inference.model_fn(tmp_path).model.boosters) == 3  # the default: all of them

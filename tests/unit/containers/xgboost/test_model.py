@@ -96,3 +96,19 @@ def test_a_file_that_is_not_a_model_is_named(tmp_path: Path) -> None:
         load_model(tmp_path)
     with pytest.raises(UserError, match="no model file"):
         load_model(tmp_path / "missing")
+
+
+def test_an_ensemble_of_binary_hinge_models_votes(tmp_path: Path) -> None:
+    # binary:hinge predicts the class (0 or 1): the ensemble answers the majority class, never
+    # a mean such as 0.67.
+    for i in range(3):
+        booster, _ = _train("binary", rounds=3, seed=i, objective="binary:hinge", max_depth=2)
+        booster.save_model(str(tmp_path / f"xgboost-model-{i}.json"))
+    x = make_dataset("binary", rows=200, seed=9).x
+    model = load_model(tmp_path)
+    assert model.objective == "binary:hinge"
+    votes = np.stack([b.booster.predict(xgboost.DMatrix(x)) for b in model.boosters])
+    assert set(np.unique(votes)) == {0.0, 1.0}
+    split = (votes.min(axis=0) != votes.max(axis=0)).sum()
+    assert split > 0  # the members disagree on some rows: a mean would not be a class there
+    np.testing.assert_array_equal(model.predict(x), (votes.sum(axis=0) >= 2).astype(np.float32))
