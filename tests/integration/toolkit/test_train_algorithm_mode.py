@@ -125,8 +125,14 @@ def test_sagemaker_training_module_is_called_in_process(tmp_path: Path) -> None:
     )
     job = make_job(tmp_path / "ml", code={"train.py": DUMP_SCRIPT})
     env = {"PYTHONPATH": str(framework), "SAGEMAKER_TRAINING_MODULE": "fwmod:main"}
-    assert job.run(env=env).returncode == 0
+    result = job.run(env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
     assert (job.base / "model/fw.txt").read_text() == "framework ran"
+    # The framework module decides what runs; the program named by sagemaker_program is not
+    # started behind its back.
+    assert not (job.base / "output/data/seen.json").exists()
+    assert "dump script ran" not in result.stdout
+    assert job.succeeded
 
 
 def test_sigterm_stops_an_in_process_algorithm_with_a_failure_file(

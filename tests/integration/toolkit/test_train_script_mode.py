@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import stat
 import sys
+import textwrap
 from pathlib import Path
 
 from .jobs import DUMP_SCRIPT, isolated_venv, make_job, make_tarball
@@ -43,6 +44,40 @@ def test_child_runs_unbuffered_in_the_code_dir_with_it_on_pythonpath(tmp_path: P
     assert seen["cwd"] == str(job.code_dir)
     assert seen["env"]["PYTHONUNBUFFERED"] == "1"
     assert seen["env"]["PYTHONPATH"].split(":")[0] == str(job.code_dir)
+
+
+#: Prints a line without flushing, then waits until told to go (``--go FILE`` appears).
+STREAMING_SCRIPT = textwrap.dedent(
+    """\
+    import os, sys, time
+    print("first line")
+    go = sys.argv[sys.argv.index("--go") + 1]
+    deadline = time.monotonic() + 20
+    while not os.path.exists(go):
+        if time.monotonic() > deadline:
+            sys.exit("never told to go: nobody saw the first line while this script ran")
+        time.sleep(0.05)
+    print("second line")
+    """
+)
+
+
+def test_output_is_streamed_while_the_script_runs_though_it_never_flushes(tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    job = make_job(
+        tmp_path / "ml", code={"train.py": STREAMING_SCRIPT}, hyperparameters={"go": str(go)}
+    )
+    proc = job.popen()
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        go.touch()
+        rest, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert first == "first line\n"
+    assert proc.returncode == 0, stderr[-2000:]
+    assert rest == "second line\n"
 
 
 def test_success_file_written_and_output_streamed(tmp_path: Path) -> None:
@@ -226,6 +261,52 @@ def test_package_with_pyproject_runs_as_module(tmp_path: Path) -> None:
     result = job.run(python=str(venv))
     assert result.returncode == 0, result.stderr[-3000:]
     assert (job.base / "model/v").read_text() == "__main__ 42 ['-k', '1']"
+
+
+SETUP_PY = """\
+from setuptools import setup
+setup(name="trainpkg", version="1.0", py_modules=["trainpkg_marker"])
+"""
+#: The package's entry point: records how it was run.
+PACKAGE_ENTRY = """\
+import json, os, sys
+import trainpkg_marker
+seen = {
+    "name": __name__,
+    "spec": __spec__.name if __spec__ else None,
+    "argv": sys.argv[1:],
+    "env": {k: v for k, v in os.environ.items() if k.startswith("SM_") or k == "PYTHONPATH"},
+}
+os.makedirs(os.environ["SM_OUTPUT_DATA_DIR"], exist_ok=True)
+with open(os.path.join(os.environ["SM_OUTPUT_DATA_DIR"], "seen.json"), "w") as f:
+    json.dump(seen, f)
+"""
+
+
+def test_package_with_setup_py_is_installed_and_runs_as_module(tmp_path: Path) -> None:
+    job = make_job(
+        tmp_path / "ml",
+        program="entry.py",
+        code={"setup.py": SETUP_PY, "trainpkg_marker.py": "VALUE = 1\n", "entry.py": PACKAGE_ENTRY},
+        hyperparameters={"epochs": 2, "lr": 0.5},
+    )
+    venv = tmp_path / "venv"
+    python = isolated_venv(venv)
+    # setuptools comes from the test venv (seen through the isolated venv's .pth), not from the
+    # package index: no network.
+    result = job.run(python=str(python), env={"PIP_NO_BUILD_ISOLATION": "0"})
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    seen = job.seen()
+    assert seen["name"] == "__main__" and seen["spec"] == "entry"  # python -m entry
+    assert seen["argv"] == ["--epochs", "2", "--lr", "0.5"]
+    env = seen["env"]
+    assert env["SM_USER_ENTRY_POINT"] == "entry.py"
+    assert env["SM_MODULE_NAME"] == "entry"
+    assert env["SM_HPS"] == '{"epochs":2,"lr":0.5}'
+    assert env["SM_MODULE_DIR"] == str(job.code_dir)
+    assert env["PYTHONPATH"].split(":")[0] == str(job.code_dir)
+    # pip install . put the package's module into the venv that runs the job.
+    assert list(venv.glob("lib/python*/site-packages/trainpkg_marker.py"))
 
 
 def test_submit_directory_tarball_is_extracted_into_the_code_dir(tmp_path: Path) -> None:
