@@ -377,6 +377,28 @@ def test_x7_thresholded_metrics_appear_in_the_log(
     assert list(keys) == ["train-error@0.7", "train-auc", "validation-error@0.7", "validation-auc"]
 
 
+def test_ranking_metrics_with_a_cut_off_appear_in_the_log(
+    xgboost_job: JobFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = xgboost_job({"num_round": 3, "objective": "rank:ndcg", "eval_metric": "ndcg@3,map@2"})
+    data = make_dataset("binary", rows=120)
+    for channel, rows in (("train", slice(0, 90)), ("validation", slice(90, 120))):
+        lines = [
+            f"{int(y)} qid:{i // 10} " + " ".join(f"{j}:{v:.6g}" for j, v in enumerate(x))
+            for i, (y, x) in enumerate(zip(data.y[rows], data.x[rows], strict=True))
+        ]
+        (job.add_channel(channel, "text/libsvm") / "r").write_text("\n".join(lines) + "\n")
+    train_inprocess(job)
+    rounds = round_lines(capsys.readouterr().out)
+    assert list(rounds[0][1]) == [
+        "train-ndcg@3",
+        "train-map@2",
+        "validation-ndcg@3",
+        "validation-map@2",
+    ]
+    assert all(0 <= v <= 1 for _, values in rounds for v in values.values())
+
+
 def test_container_metrics_use_17_semantics(
     xgboost_job: JobFactory, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -219,3 +219,49 @@ def test_retired_parameters_are_accepted_and_dropped() -> None:
 def test_every_schema_entry_names_a_kind_and_the_required_key() -> None:
     assert [name for name, hp in SCHEMA.items() if hp.required] == ["num_round"]
     assert {"_tuning_objective_metric", "_kfold", "_num_cv_round"} <= set(SCHEMA)
+
+
+def test_ranking_metrics_take_a_numeric_cut_off() -> None:
+    hps = validate(
+        {"num_round": "5", "objective": "rank:ndcg", "eval_metric": "ndcg@3,map@5,ndcg,map"}
+    )
+    assert hps.eval_metric == ("ndcg@3", "map@5", "ndcg", "map")
+    # n must parse as a number (as in SageMaker, XGBoost's "ndcg@3-" spelling is refused too)
+    for metric, name in (("ndcg@top", "ndcg"), ("map@", "map"), ("ndcg@3-", "ndcg")):
+        assert (
+            _error({"num_round": "5", "objective": "rank:ndcg", "eval_metric": metric})
+            == f"Threshold value 't' in '{name}@t' expects float input."
+        )
+    assert _error({"num_round": "5", "eval_metric": "auc@3"}) == (
+        "Metric 'auc@3' is not supported. Parameter 'eval_metric' with customized threshold "
+        "should be one of these options: 'error', 'ndcg', 'map'."
+    )
+
+
+def test_num_class_without_objective_is_accepted_and_passed_on() -> None:
+    # SageMaker requires num_class for multi:*, but does not require an objective for it.
+    hps = validate({"num_round": "5", "num_class": "3"})
+    assert hps.objective is None
+    assert hps.xgboost_params() == {"num_class": 3}
+    assert _error({"num_round": "5", "num_class": "1"}) == (
+        "Hyperparameter num_class: 1 is not in [2, +inf)"
+    )
+
+
+@pytest.mark.parametrize("tree_method", [None, "auto", "gpu_hist"])
+def test_interaction_constraints_need_exact_hist_or_approx(tree_method: str | None) -> None:
+    hps = {"num_round": "5", "interaction_constraints": "[[1, 2], [3, 4]]"}
+    if tree_method is not None:
+        hps["tree_method"] = tree_method
+    assert _error(hps) == (
+        "interaction_constraints can be used only when the tree_method parameter is set to "
+        "either 'exact', 'hist' or 'approx'."
+    )
+
+
+@pytest.mark.parametrize("tree_method", ["exact", "hist", "approx"])
+def test_interaction_constraints_go_to_xgboost_as_a_json_list(tree_method: str) -> None:
+    hps = validate(
+        {"num_round": "5", "interaction_constraints": "[[1,2],[3,4]]", "tree_method": tree_method}
+    )
+    assert hps.xgboost_params()["interaction_constraints"] == "[[1, 2], [3, 4]]"
