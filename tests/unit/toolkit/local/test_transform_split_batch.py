@@ -191,6 +191,71 @@ def test_transform_output_holds_every_record_once_in_order(
             assert len(a.body) + len(b.records[0].payload) > max_payload_mb * MB
 
 
+# Big TFRecord frames come from a small pool: their data checksum is CRC-32C computed in
+# Python (about 1 MB/s), too slow to frame hundreds of fresh megabytes per test run.
+_BIG_TFRECORDS = [encode_tfrecord(bytes([65 + i]) * n) for i, n in enumerate((300_000, 700_000))]
+
+
+def _framed(split_type: str, payload: bytes, big: int | None) -> bytes:
+    if split_type == "TFRecord":
+        return _BIG_TFRECORDS[big] if big is not None else encode_tfrecord(payload)
+    # RecordIO frames are cheap: big ones are fresh, padded payloads (which may also contain
+    # the RecordIO magic number, so some are multipart records).
+    return encode_record(payload + b"x" * (0 if big is None else 250_000 * (big + 1)))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    split_type=st.sampled_from(["RecordIO", "TFRecord"]),
+    records=st.lists(
+        st.tuples(
+            st.binary(max_size=40) | st.just(b"\xce\xd7\x23\x0a"),
+            st.none() | st.none() | st.integers(0, len(_BIG_TFRECORDS) - 1),
+        ),
+        max_size=25,
+    ),
+    max_payload_mb=st.integers(min_value=1, max_value=2),
+    strategy=st.sampled_from(["SingleRecord", "MultiRecord"]),
+    workers=st.integers(min_value=1, max_value=5),
+)
+def test_framed_transform_output_holds_every_record_once_in_order(
+    split_type: str,
+    records: list[tuple[bytes, int | None]],
+    max_payload_mb: int,
+    strategy: str,
+    workers: int,
+) -> None:
+    frames = [_framed(split_type, payload, big) for payload, big in records]
+    sent: list[Batch] = []
+    lock = threading.Lock()
+
+    def send(batch: Batch) -> bytes:
+        assert len(batch.body) <= max_payload_mb * MB
+        with lock:
+            sent.append(batch)
+        time.sleep(random.random() / 1000)
+        return b"".join(r.payload for r in batch.records)  # echoes each framed record
+
+    out = io.BytesIO()
+    stats = transform_stream(
+        io.BytesIO(b"".join(frames)),
+        out,
+        send,
+        split_type=split_type,
+        settings=TransformSettings(strategy, max_payload_mb, workers),
+    )
+    assert out.getvalue() == b"".join(frames)
+    assert stats.records == len(frames)
+    assert sorted(r.index for b in sent for r in b.records) == list(range(len(frames)))
+    assert [r.raw for b in sorted(sent, key=lambda b: b.first) for r in b.records] == frames
+    if strategy == "SingleRecord":
+        assert stats.requests == len(frames)
+    else:
+        ordered = sorted(sent, key=lambda b: b.first)
+        for a, b in itertools.pairwise(ordered):
+            assert len(a.body) + len(b.records[0].payload) > max_payload_mb * MB
+
+
 def test_assemble_with_line_ends_every_response_with_one_newline() -> None:
     out = io.BytesIO()
     transform_stream(
