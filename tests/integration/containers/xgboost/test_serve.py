@@ -89,22 +89,22 @@ def test_e2e_train_then_serve_predicts_like_the_booster(
 def test_x22_ping_and_execution_parameters(
     xgboost_job: Callable[..., XGBoostJob], serve_model: ServeFactory
 ) -> None:
-    from sagedock.serving.settings import available_cpus
+    from sagedock.serving.settings import ServingSettings, available_cpus
 
+    # SageMaker reports the CPU count as MaxConcurrentTransforms; sagedock reports the worker
+    # count, which by default is one per CPU (as SageMaker's XGBoost starts gunicorn), so the
+    # figures agree unless SAGEMAKER_MODEL_SERVER_WORKERS is set - then it is the number of
+    # requests the endpoint can answer at once (a deliberate difference).
+    assert ServingSettings.load({}).workers == available_cpus()
     model_dir = _trained(xgboost_job, "regression")
-    # By default one worker per CPU, as SageMaker's XGBoost starts gunicorn, and
-    # MaxConcurrentTransforms is the CPU count, as SageMaker reports it.
-    server = serve_model(model_dir, args=["--algorithm", "xgboost"])
-    assert server.get("/ping").status_code == 200
-    assert server.get("/execution-parameters").json() == {
-        "MaxConcurrentTransforms": available_cpus(),
-        "BatchStrategy": "MULTI_RECORD",
-        "MaxPayloadInMB": 6,
-    }
-    # Deliberate difference: with SAGEMAKER_MODEL_SERVER_WORKERS set it is the worker count,
-    # the number of requests the endpoint can answer at once (SageMaker: still the CPU count).
-    server = _serve(serve_model, model_dir)
-    assert server.get("/execution-parameters").json()["MaxConcurrentTransforms"] == 1
+    for workers in ("1", "2"):
+        server = _serve(serve_model, model_dir, SAGEMAKER_MODEL_SERVER_WORKERS=workers)
+        assert server.get("/ping").status_code == 200
+        assert server.get("/execution-parameters").json() == {
+            "MaxConcurrentTransforms": int(workers),
+            "BatchStrategy": "MULTI_RECORD",
+            "MaxPayloadInMB": 6,
+        }
 
 
 def test_serving_rows_x24_to_x29_x35(
