@@ -274,6 +274,32 @@ def test_x34_several_model_files_are_an_ensemble(
     assert [float(v) for v in response.text.split()] == pytest.approx(expected.tolist(), rel=1e-5)
 
 
+def test_a_multi_model_endpoint_answers_like_a_single_model_endpoint(
+    xgboost_job: Callable[..., XGBoostJob], serve_model: ServeFactory, tmp_path: Path
+) -> None:
+    # SageMaker's multi-model server quirks are not reproduced (README): no comma-joined CSV
+    # line, no bare JSON array, no 415 for the other Accept types.
+    models = tmp_path / "models"
+    models.mkdir()
+    model_dir = _trained(xgboost_job, "regression")
+    (models / "m1").mkdir()
+    (models / "m1" / "xgboost-model").write_bytes((model_dir / "xgboost-model").read_bytes())
+    x = make_dataset("regression", rows=2, seed=3).x
+    single = _serve(serve_model, model_dir)
+    multi = _serve(serve_model, models, SAGEMAKER_MULTI_MODEL="true")
+    for accept in ("text/csv", "application/json", "application/jsonlines", "text/libsvm"):
+        expected = single.invoke(_csv(x), "text/csv", Accept=accept)
+        got = multi.invoke(
+            _csv(x), "text/csv", Accept=accept, **{"X-Amzn-SageMaker-Target-Model": "m1"}
+        )
+        assert got.status_code == expected.status_code
+        if got.ok:
+            assert got.content == expected.content
+        else:  # the same error (each with its own request id)
+            assert got.json()["message"] == expected.json()["message"]
+    assert single.invoke(_csv(x), "text/csv").text.count("\n") == 2
+
+
 def test_legacy_and_pickled_artifacts_are_served(
     serve_model: ServeFactory, shared_testdata: Path
 ) -> None:
