@@ -211,7 +211,9 @@ def test_max_runtime_sends_sigterm_and_keeps_what_the_job_saved(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
     script(tmp_path, "train.py", SLEEPER)
-    doc = job_doc(tmp_path, "train.py", max_runtime=1, env=["SAVE_ON_TERM=1"])
+    # The limit counts from the job's start: leave the script time to install its SIGTERM
+    # handler on a busy machine.
+    doc = job_doc(tmp_path, "train.py", max_runtime=4, env=["SAVE_ON_TERM=1"])
     result, logs = run_job(doc, env, stop_grace=30)
 
     record = result.record
