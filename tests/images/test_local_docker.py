@@ -129,7 +129,8 @@ def test_max_runtime_stops_the_container_with_sigterm(tmp_path: Path, base_image
         print("waiting", flush=True)
         time.sleep(300)
         """,
-        StoppingCondition={"MaxRuntimeInSeconds": 5},
+        # counted from the job's start: network creation and container start-up included
+        StoppingCondition={"MaxRuntimeInSeconds": 20},
     )
     result, logs = run(tmp_path, doc, stop_grace=30)
     record = result.record  # type: ignore[attr-defined]
