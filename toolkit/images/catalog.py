@@ -7,6 +7,7 @@ selection so that every image comes after the image it is built on.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -138,11 +139,33 @@ def build_order(names: Iterable[str] | None = None) -> list[ImageSpec]:
     return ordered
 
 
+# Docker's reference grammar: an optional registry host[:port], then lower-case path components.
+_HOST = re.compile(r"^(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9-]+)*(?::\d+)?$")
+_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+
+
 def repository(name: str, prefix: str = DEFAULT_PREFIX) -> str:
-    """``PREFIX/NAME`` (a trailing ``/`` on *prefix* is ignored)."""
+    """``PREFIX/NAME`` (a trailing ``/`` on *prefix* is ignored).
+
+    :raises UserError: *prefix* is empty or not a repository Docker accepts (a registry
+        host such as ``registry.example:5000`` may come first; the rest is lower case).
+    """
     prefix = prefix.rstrip("/")
     if not prefix:
         raise UserError("the tag prefix must not be empty")
+    parts = prefix.split("/")
+    head = parts[0]
+    first_is_host = len(parts) > 1 and ("." in head or ":" in head or head == "localhost")
+    bad = [
+        part
+        for i, part in enumerate(parts)
+        if not (_HOST if i == 0 and first_is_host else _COMPONENT).match(part)
+    ]
+    if bad:
+        raise UserError(
+            f"tag prefix {prefix!r}: {bad[0]!r} is not a valid repository component (lower-case "
+            "letters, digits and . _ - between them; a registry host[:port] may come first)"
+        )
     return f"{prefix}/{name}"
 
 

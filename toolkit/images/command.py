@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import SagedockError, UserError
 from ..version import __version__
 from . import catalog
+
+if TYPE_CHECKING:
+    from .build import BuildOptions, BuildResult
 
 HELP = "build and list sagedock's Docker images (base, xgboost, pytorch, ...)"
 
@@ -103,29 +108,54 @@ def _cache(args: argparse.Namespace) -> Path:
     return Path(args.cache).resolve() if args.cache else default_cache()
 
 
-def _run_build(args: argparse.Namespace) -> int:
-    from .build import BuildOptions, build_images
+def build_options(args: argparse.Namespace) -> BuildOptions:
+    """The :class:`~.build.BuildOptions` of ``sagedock images build`` *args*.
 
-    source = _source(args)
-    options = BuildOptions(
-        source=source,
+    :raises UserError: an unknown image name or an empty ``--tag``, before anything is built.
+    """
+    from .build import BuildOptions
+
+    catalog.build_order(args.names or None)  # names the unknown image, if any
+    catalog.repository("base", args.tag)  # an unusable prefix fails here, not mid-build
+    return BuildOptions(
+        source=_source(args),
         cache=_cache(args),
         offline=args.offline,
         prefix=args.tag,
         echo_build=not args.quiet,
         log=lambda line: print(line, flush=True),
     )
-    results = build_images(args.names or None, options)
-    print()
-    print(f"{'IMAGE':<32} {'SIZE':>10} {'BUILD':>9} {'WHEELS':>12}")
+
+
+def results_table(results: Sequence[BuildResult]) -> str:
+    """The table ``build`` ends with: each image's tag, size, build time and new wheels."""
+    width = max([len("IMAGE"), *(len(res.tags[0]) for res in results)])
+    lines = [f"{'IMAGE':<{width}} {'SIZE':>10} {'BUILD':>9} {'WHEELS':>12}"]
     for res in results:
-        print(
-            f"{res.tags[0]:<32} {res.size / 1e6:>7.0f} MB {res.seconds:>7.1f} s "
+        lines.append(
+            f"{res.tags[0]:<{width}} {res.size / 1e6:>7.0f} MB {res.seconds:>7.1f} s "
             f"{res.wheel_bytes / 1e6:>6.0f} MB/{res.wheels:<3d}"
         )
+    return "\n".join(lines)
+
+
+def write_report(path: Path, results: Sequence[BuildResult]) -> None:
+    """``--report``: the results as a JSON list, written whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps([r.as_dict() for r in results], indent=2) + "\n")
+    partial.replace(path)
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    from .build import build_images
+
+    options = build_options(args)
+    results = build_images(args.names or None, options)
+    print()
+    print(results_table(results))
     if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps([r.as_dict() for r in results], indent=2) + "\n")
+        write_report(args.report, results)
     return 0
 
 
@@ -133,14 +163,16 @@ def _run_list(args: argparse.Namespace) -> int:
     from . import docker
 
     problem = docker.engine_problem()
-    print(f"{'IMAGE':<32} {'BUILT':<22} {'SIZE':>9}  CONTENTS")
+    refs = {name: catalog.tags(name, __version__, args.tag)[0] for name in catalog.CATALOG}
+    width = max(len("IMAGE"), *(len(ref) for ref in refs.values()))
+    print(f"{'IMAGE':<{width}} {'BUILT':<19} {'SIZE':>9}  CONTENTS")
     for spec in catalog.CATALOG.values():
-        ref = catalog.tags(spec.name, __version__, args.tag)[0]
+        ref = refs[spec.name]
         built, size = "-", ""
         if problem is None and docker.image_exists(ref):
             info = docker.inspect(ref)
             built, size = info.created[:19].replace("T", " "), f"{info.size / 1e6:.0f} MB"
-        print(f"{ref:<32} {built:<22} {size:>9}  {spec.summary}")
+        print(f"{ref:<{width}} {built:<19} {size:>9}  {spec.summary}")
     if problem:
         print(f"(no engine: {problem})", file=sys.stderr)
     return 0
