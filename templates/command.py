@@ -4,7 +4,9 @@
   ``inference.py``, ``project_io.py``, ``requirements.txt``, ``data/``, ``README.md``);
 - ``byos --framework pytorch|xgboost|tensorflow|sklearn``: a script for sagedock's framework
   images (``train.py``, ``inference.py``, ``project_io.py``, ``requirements.txt``, ``data/``,
-  ``README.md``).
+  ``README.md``); a framework no sagedock image holds (sklearn) also gets a ``Dockerfile``
+  adding ``requirements.txt`` to the base from a wheelhouse (``byos/docker/`` has the README
+  section for each case).
 
 ``common/`` holds what every project gets whatever its kind and framework.
 
@@ -25,7 +27,8 @@ from sagedock.toolkit.errors import SagedockError, UserError
 
 HELP = "create a starter project: byoc (your own image) or byos (your own script)"
 
-#: framework -> (image of sagedock it runs in, the --hp flags its README shows)
+#: framework -> (the sagedock image it runs in, or builds FROM when it brings its own Dockerfile;
+#: the --hp flags its README shows)
 FRAMEWORKS: Mapping[str, tuple[str, str]] = {
     "pytorch": ("pytorch", "--hp epochs=300 --hp lr=0.05 "),
     "xgboost": ("xgboost", "--hp num-round=50 --hp max-depth=3 "),
@@ -65,17 +68,27 @@ def check_name(name: str) -> str:
     return name
 
 
+def brings_its_image(framework: str) -> bool:
+    """True when the byos project of *framework* has its own Dockerfile: no sagedock image
+    holds the framework, so the project adds it to the base image."""
+    return (files("sagedock.templates") / "byos" / framework / "Dockerfile").is_file()
+
+
 def placeholders(kind: str, name: str, *, framework: str | None, base_image: str) -> dict[str, str]:
     """The values substituted for ``{{key}}`` in the templates."""
     values = {"project": name, "base_image": base_image}
     if framework is not None:
         image_name, hp_flags = FRAMEWORKS[framework]
+        own = brings_its_image(framework)
         values.update(
             framework=framework,
             image_name=image_name,
-            image=f"sagedock/{image_name}:latest",
+            image=f"{name}:latest" if own else f"sagedock/{image_name}:latest",
             hp_flags=hp_flags,
         )
+        section = "own-image.md" if own else "framework-image.md"
+        text = (files("sagedock.templates") / "byos" / "docker" / section).read_text()
+        values["docker_section"] = substitute(text, values).rstrip("\n")
     return values
 
 

@@ -82,11 +82,15 @@ def run_container(
     *command: str,
     volumes: Mapping[Path, str] | None = None,
     env: Mapping[str, str] | None = None,
+    network: str | None = None,
     timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
-    """``docker run --rm`` to completion: what SageMaker does for a training job."""
-    args = ["run", "--rm", *run_args(volumes=volumes, env=env), image, *command]
-    return docker(*args, timeout=timeout)
+    """``docker run --rm`` to completion: what SageMaker does for a training job.
+    ``network="none"`` runs it with no network at all (as in a VPC without egress)."""
+    args = ["run", "--rm", *run_args(volumes=volumes, env=env)]
+    if network is not None:
+        args += ["--network", network]
+    return docker(*args, image, *command, timeout=timeout)
 
 
 @dataclass

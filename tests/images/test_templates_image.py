@@ -1,10 +1,14 @@
 """Rendered templates in images: the BYOC project builds FROM our base, trains and serves;
-the TensorFlow BYOS script trains and serves in sagedock/tensorflow."""
+the TensorFlow BYOS script trains and serves in sagedock/tensorflow; the sklearn BYOS project
+builds its own image from a wheelhouse as its README says, and trains with no network."""
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -85,3 +89,47 @@ def test_the_tensorflow_byos_template_trains_and_serves_in_the_tensorflow_image(
     assert (tree / "model" / "code" / "project_io.py").is_file()
     predictions = _predict(image, tree / "model")
     assert all(abs(g - w) < 0.5 for g, w in zip(predictions, EXPECTED, strict=True))
+
+
+def _readme_commands(readme: Path, section: str) -> list[str]:
+    """The shell commands of the first ``sh`` block under the heading *section*, with
+    continuation lines joined."""
+    text = readme.read_text().split(f"## {section}\n", 1)[1]
+    block = text.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.strip() for line in block.replace("\\\n", " ").splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_the_sklearn_byos_project_builds_its_image_from_a_wheelhouse_and_trains_offline(
+    sagedock_images: ImageSet, tmp_path: Path
+) -> None:
+    sagedock_images.tag("base")  # what `sagedock images build base` in the README makes
+    name = f"sklearn-test-{uuid.uuid4().hex[:8]}"
+    project = tmp_path / name
+    render("byos", project, name=name, framework="sklearn")
+    download, build_base, build = _readme_commands(project / "README.md", "The same in Docker")
+    assert build_base == "sagedock images build base"
+    assert build == f"docker build -t {name}:latest ."
+    # the README's download, with this interpreter's pip
+    assert download.startswith("python3 -m pip download ")
+    argv = [sys.executable, "-m", "pip", *download.split()[3:]]
+    fetched = subprocess.run(argv, cwd=project, capture_output=True, text=True, timeout=600)
+    assert fetched.returncode == 0, fetched.stderr[-3000:]
+    assert any(p.name.startswith("scikit_learn-") for p in (project / "wheelhouse").iterdir())
+    tag = f"{name}:latest"
+    built = docker(*build.split()[1:-1], str(project), timeout=600)
+    assert built.returncode == 0, (built.stdout + built.stderr)[-3000:]
+    try:
+        hps = {"sagemaker_program": "train.py", "alpha": 0.01}
+        tree = _tree_with_sample_data(tmp_path / "ml", project, **hps)
+        for file in ("train.py", "inference.py", "project_io.py", "requirements.txt"):
+            shutil.copy(project / file, tree / "code" / file)
+        # requirements.txt is installed already: the job needs no index, nor any network
+        out = run_container(tag, "train", volumes={tree: "/opt/ml"}, network="none")
+        assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+        assert "validation_rmse=" in out.stdout + out.stderr
+        assert (tree / "model" / "model.joblib").is_file()
+        predictions = _predict(tag, tree / "model")
+        assert all(abs(g - w) < 0.3 for g, w in zip(predictions, EXPECTED, strict=True))
+    finally:
+        docker("rmi", "-f", tag, timeout=60)
