@@ -102,6 +102,9 @@ class ServingApp:
         self._batch = settings.batch
         self._ping_model = predictor.model if predictor is not None else None
         self._no_ping_fn = handler.ping_fn is None
+        #: What ``ping_fn`` and ``execution_parameters_fn`` see as the model's directory.
+        self.model_dir = predictor.model_dir if predictor is not None else settings.models_dir
+        self._ping_context = handler.context(self.model_dir)
         self.flask = _flask_app(self)
 
     # -- the hot path -------------------------------------------------------------------------
@@ -133,14 +136,27 @@ class ServingApp:
             )
             return body
         if path == "/ping" and method in ("GET", "HEAD"):
-            if not self._no_ping_fn:
-                try:
-                    self.handler.ping(self._ping_model)
-                except InferenceError as error:
-                    return self._error(error, environ, start_response)
-            start_response("200 OK", [("Content-Length", "0")])
-            return [b""]
+            return self.ping(environ, start_response)
         return self.flask(environ, start_response)
+
+    def ping(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """``GET /ping``: 200, or the error ``ping_fn`` answered. Safe to call from a thread
+        beside the one in a prediction (it only runs ``ping_fn``)."""
+        if not self._no_ping_fn:
+            try:
+                self.handler.ping(self._ping_model, self._ping_context)
+            except InferenceError as error:
+                return self._error(error, environ, start_response)
+        start_response("200 OK", [("Content-Length", "0")])
+        return [b""]
+
+    def ping_app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """A WSGI app answering ``GET``/``HEAD /ping`` only (404 otherwise), for a ping
+        listener or standby thread of its own."""
+        if environ.get("PATH_INFO") == "/ping" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            return self.ping(environ, start_response)
+        error = InferenceError(404, "this socket answers GET /ping only")
+        return self._error(error, environ, start_response)
 
     def _target(self, environ: dict[str, Any]) -> Predictor:
         if self.predictor is not None:
@@ -248,12 +264,17 @@ def _flask_app(serving: ServingApp) -> Flask:
 
     @app.get("/ping")
     def ping() -> Response:
-        handler.ping(model)
+        handler.ping(model, serving._ping_context)
         return Response(b"", 200)
 
     @app.get("/execution-parameters")
     def execution_parameters() -> ResponseReturnValue:
-        return app.json.response(handler.execution_parameters(model, exec_defaults))
+        context = handler.context(
+            serving.model_dir,
+            headers=EnvironHeaders(request.environ),
+            request_id=request.environ.get(REQUEST_ID),
+        )
+        return app.json.response(handler.execution_parameters(model, exec_defaults, context))
 
     manager = serving.models
     if manager is None:

@@ -549,9 +549,7 @@ class Handler:
         :raises HookFailed: a loading hook raised (the message names it).
         """
         chosen = self.resolve(model_dir)
-        context = InferenceContext(
-            _NO_HEADERS, model_name, model_dir, self.worker_id, batch=self.batch
-        )
+        context = self.context(model_dir, model_name)
         bound = {name: bind_hook(fn, name, source) for name, (fn, source) in chosen.items()}
         if "model_fn" not in bound:
             raise UserError(_no_model_fn_message(model_dir, self.frameworks))
@@ -576,14 +574,29 @@ class Handler:
                     lines.append(f"{name}: default (codecs)")
         return sorted(lines)
 
+    def context(
+        self,
+        model_dir: Path,
+        model_name: str | None = None,
+        headers: HeaderLookup = _NO_HEADERS,
+        request_id: str | None = None,
+    ) -> InferenceContext:
+        """The context a hook outside a prediction gets: loading hooks, ``ping_fn`` (no
+        headers), ``execution_parameters_fn`` (its request's headers)."""
+        return InferenceContext(
+            headers, model_name, model_dir, self.worker_id, request_id, batch=self.batch
+        )
+
     # -- ping and execution parameters ----------------------------------------------------
-    def ping(self, model: Any) -> None:
-        """:raises ServiceUnavailable: ``ping_fn`` returned False or raised."""
+    def ping(self, model: Any, context: InferenceContext | None = None) -> None:
+        """Run ``ping_fn`` (it may be called from a thread of its own, beside a prediction).
+
+        :raises ServiceUnavailable: ``ping_fn`` returned False or raised."""
         if self.ping_fn is None:
             return
         fn, source = self.ping_fn
         try:
-            healthy = fn(model, None)
+            healthy = fn(model, context)
         except InferenceError:
             raise
         except Exception as exc:
@@ -592,12 +605,17 @@ class Handler:
         if healthy is False:
             raise ServiceUnavailable("ping_fn reported the model unhealthy")
 
-    def execution_parameters(self, model: Any, defaults: Mapping[str, Any]) -> dict[str, Any]:
+    def execution_parameters(
+        self,
+        model: Any,
+        defaults: Mapping[str, Any],
+        context: InferenceContext | None = None,
+    ) -> dict[str, Any]:
         """*defaults* updated with what ``execution_parameters_fn`` returns."""
         params = dict(defaults)
         if self.execution_parameters_fn is not None:
             fn, _ = self.execution_parameters_fn
-            extra = _call("execution_parameters_fn", fn, model, None)
+            extra = _call("execution_parameters_fn", fn, model, context)
             if not isinstance(extra, Mapping):
                 raise ModelError(
                     f"execution_parameters_fn returned a {type(extra).__name__}; return a dict "

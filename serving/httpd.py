@@ -15,7 +15,14 @@ produced here have the same JSON body as the app's.
 
 A :class:`Watchdog` bounds the time a request may spend in the app: past the deadline it answers
 504 on the request's socket from its own thread and ends the process (gunicorn starts a new
-worker), since the app's thread may be stuck anywhere, even in C code.
+worker), since the app's thread may be stuck anywhere, even in C code. A streamed response is
+bounded chunk by chunk, as nginx's read timeout bounds it: each chunk must come within the
+timeout of the one before (a stream may run as long as it keeps producing); past it the stream
+is cut off - its head has gone out, so there is no 504 to send - and the process ends.
+
+While the one thread is in the app, a helper thread may answer ``/ping`` on the server's idle
+connections and listeners (:mod:`.ping_standby`): :meth:`HttpServer.take` and
+:meth:`HttpServer.give_back` hand connections over, under :meth:`Watchdog.while_busy`.
 """
 
 from __future__ import annotations
@@ -24,11 +31,13 @@ import contextlib
 import io
 import logging
 import os
+import select
 import selectors
 import socket
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote
@@ -73,6 +82,8 @@ class Watchdog:
 
     The server :meth:`arm`\\ s it before calling the app and :meth:`disarm`\\ s it before
     writing the response; ``disarm`` returns False when the watchdog has answered already.
+    For a streamed response it is armed again around each chunk (``streaming=True``): then,
+    past the deadline, the connection is cut instead of answered.
     :attr:`before_answer` (given the request's socket) runs first: the server uses it to stop
     listening and close its idle connections, so that nginx drops them before the 504 even
     reaches the client - and never sends the client's next request down one of them.
@@ -87,18 +98,40 @@ class Watchdog:
         self._sock: socket.socket | None = None
         self._request_id = ""
         self._what = ""
+        self._streaming = False
         self.fired = False
         self._thread = threading.Thread(target=self._loop, name="request-watchdog", daemon=True)
         self._thread.start()
 
-    def arm(self, sock: socket.socket, request_id: str, what: str) -> None:
+    def arm(
+        self, sock: socket.socket, request_id: str, what: str, *, streaming: bool = False
+    ) -> None:
         self._sock, self._request_id, self._what = sock, request_id, what
+        self._streaming = streaming
         self._deadline = time.monotonic() + self.timeout
 
     def disarm(self) -> bool:
         with self._lock:
             self._deadline = None
             return not self.fired
+
+    # -- for a thread that works beside the app's (ping_standby) ---------------------------
+    def busy_since(self) -> float | None:
+        """When the app's current call started (``time.monotonic``), None when no call is
+        in progress. The value identifies the call, for :meth:`while_busy`."""
+        deadline = self._deadline
+        return None if deadline is None else deadline - self.timeout
+
+    @contextlib.contextmanager
+    def while_busy(self, since: float) -> Iterator[socket.socket | None]:
+        """Hold off :meth:`disarm` (the app thread's way back to its connections) for the
+        block, when the call that started at *since* is still in progress: yields the
+        request's socket (which the block must not touch), or None when that call is over."""
+        with self._lock:
+            if self.fired or self.busy_since() != since:
+                yield None
+            else:
+                yield self._sock
 
     def _loop(self) -> None:
         interval = min(0.25, max(0.01, self.timeout / 8))
@@ -116,9 +149,24 @@ class Watchdog:
                         self.before_answer(self._sock)
                     except Exception:
                         log.exception("cleaning up before the 504 failed")
-                self._answer(self._sock)
+                if self._streaming:
+                    self._cut(self._sock)
+                else:
+                    self._answer(self._sock)
             self._exit(EXIT_TIMEOUT)
             return
+
+    def _cut(self, sock: socket.socket) -> None:
+        log.error(
+            "request %s (%s): the response stream produced no chunk within "
+            "SAGEMAKER_MODEL_SERVER_TIMEOUT=%gs: cut off; this worker exits and a new one "
+            "replaces it",
+            self._request_id,
+            self._what,
+            self.timeout,
+        )
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
     def _answer(self, sock: socket.socket) -> None:
         error = RequestTimeout(
@@ -161,15 +209,35 @@ def _reason(status: int) -> str:
 
 
 _WAKEUP = object()
+_RETURNED = object()
 
 
-class _Conn:
+class Connection:
+    """A client connection: its socket, the peer for logs, and bytes received but not yet
+    answered."""
+
     __slots__ = ("buf", "peer", "sock")
 
     def __init__(self, sock: socket.socket, peer: str) -> None:
         self.sock = sock
         self.peer = peer
         self.buf = b""
+
+
+def accept(listener: socket.socket) -> Connection | None:
+    """A new connection from *listener* (non-blocking), None when another process or thread
+    took it first."""
+    try:
+        sock, addr = listener.accept()
+    except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+        return None
+    sock.settimeout(READ_TIMEOUT)
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = str(addr[0])
+    else:
+        peer = "unix"
+    return Connection(sock, peer)
 
 
 class HttpServer:
@@ -211,9 +279,13 @@ class HttpServer:
             "wsgi.run_once": False,
         }
         self._selector: selectors.BaseSelector | None = None
-        self._conns: dict[int, _Conn] = {}
+        self._conns: dict[int, Connection] = {}
         self._listeners: list[socket.socket] = []
         self._alive: Callable[[], bool] = lambda: True
+        # Connections another thread hands back (give_back), and the pipe that wakes the loop.
+        self._returned: deque[Connection] = deque()
+        self._takes = 0
+        self._returned_pipe: tuple[int, int] | None = None
 
     # -- the loop ---------------------------------------------------------------------------
     def serve(
@@ -234,10 +306,17 @@ class HttpServer:
             selector.register(listener, selectors.EVENT_READ, None)
         if wakeup_fd is not None:
             selector.register(wakeup_fd, selectors.EVENT_READ, _WAKEUP)
+        returned_r, returned_w = os.pipe()
+        os.set_blocking(returned_w, False)
+        selector.register(returned_r, selectors.EVENT_READ, _RETURNED)
+        self._returned_pipe = (returned_r, returned_w)
+        if self._returned:  # handed back before the loop started
+            os.write(returned_w, b"\0")
         last_tick = 0.0
         try:
             while alive():
                 events = selector.select(1.0)
+                takes = self._takes
                 now = time.monotonic()
                 if now - last_tick >= 1.0:
                     self.tick()
@@ -248,8 +327,16 @@ class HttpServer:
                     elif key.data is _WAKEUP:
                         with contextlib.suppress(OSError):
                             os.read(key.fd, 4096)
-                    else:
-                        self._readable(key.data)
+                    elif key.data is _RETURNED:
+                        self._adopt_returned(key.fd)
+                    elif (
+                        (conn := self._conns.get(key.fd)) is key.data
+                        and conn is not None
+                        and (self._takes == takes or _readable_now(conn.sock))
+                    ):
+                        # (An event may be stale when another thread took connections while
+                        # this one was in the app: a recv would then wait for the timeout.)
+                        self._readable(conn)
                     if not alive():
                         break
         finally:
@@ -257,25 +344,68 @@ class HttpServer:
                 selector.unregister(listener)
             if wakeup_fd is not None:
                 selector.unregister(wakeup_fd)
+            selector.unregister(returned_r)
+            self._returned_pipe = None
+            os.close(returned_r)
+            os.close(returned_w)
             for conn in list(self._conns.values()):
                 self._close(conn)
+            while self._returned:
+                self._returned.popleft().sock.close()
             selector.close()
 
     def _accept(self, listener: socket.socket) -> None:
-        try:
-            sock, addr = listener.accept()
-        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-            return
-        sock.settimeout(READ_TIMEOUT)
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            peer = str(addr[0])
-        else:
-            peer = "unix"
-        conn = _Conn(sock, peer)
-        self._conns[sock.fileno()] = conn
+        conn = accept(listener)
+        if conn is not None:
+            self._watch(conn)
+
+    def _watch(self, conn: Connection) -> None:
+        self._conns[conn.sock.fileno()] = conn
         assert self._selector is not None
-        self._selector.register(sock, selectors.EVENT_READ, conn)
+        self._selector.register(conn.sock, selectors.EVENT_READ, conn)
+
+    # -- handing connections to another thread and back ------------------------------------
+    @property
+    def listeners(self) -> list[socket.socket]:
+        return list(self._listeners)
+
+    def idle_connections(self, busy: socket.socket | None) -> list[Connection]:
+        """The kept-alive connections waiting for a request (all but *busy*'s). Only while
+        the serving thread is in the app (:meth:`Watchdog.while_busy`)."""
+        return [conn for conn in self._conns.values() if conn.sock is not busy]
+
+    def take(self, conn: Connection) -> None:
+        """Stop watching *conn*: the caller's thread owns it until :meth:`give_back`. Only
+        while the serving thread is in the app (:meth:`Watchdog.while_busy`)."""
+        self._takes += 1
+        self._conns.pop(conn.sock.fileno(), None)
+        if self._selector is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(conn.sock)
+
+    def rewatch(self, conn: Connection) -> None:
+        """Watch a taken *conn* again, with nothing in its buffer. Only while the serving
+        thread is in the app (:meth:`Watchdog.while_busy`)."""
+        self._watch(conn)
+
+    def give_back(self, conn: Connection) -> None:
+        """Hand *conn* (taken, or accepted by another thread) to the serving thread, which
+        answers what is in its buffer, then watches it. Any thread, any time."""
+        conn.sock.settimeout(READ_TIMEOUT)
+        self._returned.append(conn)
+        pipe = self._returned_pipe
+        if pipe is not None:
+            with contextlib.suppress(OSError):  # full (a wake-up is pending) or just closed
+                os.write(pipe[1], b"\0")
+
+    def _adopt_returned(self, fd: int) -> None:
+        with contextlib.suppress(OSError):
+            os.read(fd, 4096)
+        while self._returned:
+            conn = self._returned.popleft()
+            self._watch(conn)
+            if conn.buf:
+                self._process(conn)
 
     def abandon(self, keep: socket.socket) -> None:
         """Stop listening and close every connection but *keep*, from another thread, while
@@ -289,7 +419,7 @@ class HttpServer:
                     conn.sock.shutdown(socket.SHUT_RDWR)
                     conn.sock.close()
 
-    def _close(self, conn: _Conn) -> None:
+    def _close(self, conn: Connection) -> None:
         self._conns.pop(conn.sock.fileno(), None)
         try:
             if self._selector is not None:
@@ -298,7 +428,7 @@ class HttpServer:
             pass
         conn.sock.close()
 
-    def _readable(self, conn: _Conn) -> None:
+    def _readable(self, conn: Connection) -> None:
         try:
             data = conn.sock.recv(RECV_SIZE)
         except OSError:
@@ -307,6 +437,9 @@ class HttpServer:
             self._close(conn)
             return
         conn.buf += data
+        self._process(conn)
+
+    def _process(self, conn: Connection) -> None:
         try:
             keep = self._handle_buffered(conn)
         except HttpError as exc:
@@ -317,8 +450,35 @@ class HttpServer:
         if not keep:
             self._close(conn)
 
+    def answer_pings(self, conn: Connection) -> bool:
+        """Answer, with this server's app, the body-less ``GET``/``HEAD /ping`` requests at
+        the start of *conn*'s buffer, up to the first other or incomplete request (left in the
+        buffer); False when the connection is to be closed.
+
+        For a thread beside the serving one (:mod:`.ping_standby`): nothing else is read."""
+        while conn.buf:
+            end = conn.buf.find(b"\r\n\r\n")
+            if end < 0 or end > MAX_HEAD:
+                return True
+            try:
+                environ, keep_alive, length, chunked, _ = self._parse_head(conn, end)
+            except HttpError:
+                return True  # the serving thread answers it
+            if (
+                environ["PATH_INFO"] != "/ping"
+                or environ["REQUEST_METHOD"] not in ("GET", "HEAD")
+                or length
+                or chunked
+            ):
+                return True
+            conn.buf = conn.buf[end + 4 :]
+            environ["wsgi.input"] = io.BytesIO(b"")
+            if not self._respond(conn, environ, keep_alive):
+                return False
+        return True
+
     # -- one request --------------------------------------------------------------------------
-    def _handle_buffered(self, conn: _Conn) -> bool:
+    def _handle_buffered(self, conn: Connection) -> bool:
         """Answer every complete request in the buffer; False when the connection must close."""
         while conn.buf:
             end = conn.buf.find(b"\r\n\r\n")
@@ -340,7 +500,9 @@ class HttpServer:
                 return False
         return True
 
-    def _parse_head(self, conn: _Conn, end: int) -> tuple[dict[str, Any], bool, int, bool, bool]:
+    def _parse_head(
+        self, conn: Connection, end: int
+    ) -> tuple[dict[str, Any], bool, int, bool, bool]:
         try:
             head = conn.buf[:end].decode("latin-1")
         except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
@@ -412,7 +574,7 @@ class HttpServer:
             f"({limit / (1024 * 1024):g} MiB, SAGEMAKER_MAX_PAYLOAD_IN_MB)"
         )
 
-    def _read_more(self, conn: _Conn) -> None:
+    def _read_more(self, conn: Connection) -> None:
         """Append what the socket has to the buffer (used for small things: heads, chunk
         size lines; bodies go through :meth:`_read_exact`)."""
         try:
@@ -423,7 +585,7 @@ class HttpServer:
             raise OSError("client closed the connection mid-request")
         conn.buf += data
 
-    def _read_exact(self, conn: _Conn, size: int) -> bytes | bytearray:
+    def _read_exact(self, conn: Connection, size: int) -> bytes | bytearray:
         """The next *size* bytes: the buffer's, then straight from the socket into one
         preallocated array (a 100 MB body is copied once, not once per packet)."""
         have = len(conn.buf)
@@ -445,17 +607,17 @@ class HttpServer:
             position += got
         return out
 
-    def _continue(self, conn: _Conn, expect: bool, wanted: int) -> None:
+    def _continue(self, conn: Connection, expect: bool, wanted: int) -> None:
         if expect and len(conn.buf) < wanted:
             conn.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
 
-    def _read_body(self, conn: _Conn, length: int, expect: bool) -> bytes | bytearray:
+    def _read_body(self, conn: Connection, length: int, expect: bool) -> bytes | bytearray:
         if length == 0:
             return b""
         self._continue(conn, expect, length)
         return self._read_exact(conn, length)
 
-    def _read_chunked(self, conn: _Conn, expect: bool) -> bytes:
+    def _read_chunked(self, conn: Connection, expect: bool) -> bytes:
         self._continue(conn, expect, 1)
         parts: list[bytes | bytearray] = []
         total = 0
@@ -487,11 +649,11 @@ class HttpServer:
                 raise HttpError(BadRequest("chunk not terminated by CRLF"))
             parts.append(data[:size])
 
-    def _send_error(self, conn: _Conn, error: InferenceError) -> None:
+    def _send_error(self, conn: Connection, error: InferenceError) -> None:
         with contextlib.suppress(OSError):
             conn.sock.sendall(error_head_and_body(error, new_request_id(), close=True))
 
-    def _respond(self, conn: _Conn, environ: dict[str, Any], keep_alive: bool) -> bool:
+    def _respond(self, conn: Connection, environ: dict[str, Any], keep_alive: bool) -> bool:
         started = time.monotonic()
         request_id = environ.get("HTTP_X_REQUEST_ID")
         if request_id is None:
@@ -586,7 +748,7 @@ class HttpServer:
 
     def _stream(
         self,
-        conn: _Conn,
+        conn: Connection,
         head: bytes,
         first: bytes,
         chunks: Iterator[bytes],
@@ -604,8 +766,21 @@ class HttpServer:
         sock.sendall(head + (frame(first) if first else b""))
         sent += len(first)
         last_tick = time.monotonic()
+        watchdog = self.watchdog
+        what = f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}, streamed"
         try:
-            for chunk in chunks:
+            while True:
+                # Each chunk gets the timeout the first one had (sending it does not count:
+                # the socket's own timeout bounds a client that stops reading).
+                if watchdog is not None:
+                    watchdog.arm(sock, request_id, what, streaming=True)
+                try:
+                    chunk = next(chunks)
+                except StopIteration:
+                    break
+                finally:
+                    if watchdog is not None and not watchdog.disarm():
+                        _wait_for_exit()
                 if chunk:
                     sock.sendall(frame(chunk))
                     sent += len(chunk)
@@ -627,6 +802,13 @@ class HttpServer:
 
 #: Statuses whose responses never have a body, nor a Content-Length or Transfer-Encoding.
 _BODYLESS = frozenset({"204", "304"})
+
+
+def _readable_now(sock: Any) -> bool:
+    try:
+        return bool(select.select([sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return False
 
 
 def _late() -> InferenceError:

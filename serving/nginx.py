@@ -4,7 +4,8 @@ The configuration (``nginx.conf.template``, package data) listens on the bind po
 ``/invocations``, ``/execution-parameters`` and ``/models*`` to the workers' unix sockets over
 kept-alive HTTP/1.1 connections (``least_conn``; a request whose worker connection fails goes
 on to another worker - the template's comments say when), answers ``/ping`` itself from the
-readiness file (or asks a worker when the user module has a ``ping_fn``), enforces the body
+readiness file (or asks a worker's ping socket when the user module has a ``ping_fn``),
+enforces the body
 limit (413) and the read timeout (504), and answers every error it produces itself - unknown
 path, bad request, no ready worker - with the same JSON body as the workers. ``/ping`` is not
 access-logged unless ``SAGEDOCK_LOG_PING`` is set.
@@ -56,6 +57,10 @@ def config_values(runtime: Runtime, *, worker_processes: str = "auto") -> dict[s
         f"        server unix:{runtime.worker_socket(slot)} max_fails=0;"
         for slot in range(settings.workers)
     )
+    ping_servers = "\n".join(
+        f"        server unix:{runtime.ping_socket(slot)} max_fails=0;"
+        for slot in range(settings.workers)
+    )
     ping_log = "" if settings.log_ping and settings.access_log else "access_log off;"
     return {
         "worker_processes": worker_processes,
@@ -70,6 +75,7 @@ def config_values(runtime: Runtime, *, worker_processes: str = "auto") -> dict[s
         "max_body_mib": f"{settings.max_payload_mb:g}",
         "body_buffer": str(min(limit or MAX_BODY_BUFFER, MAX_BODY_BUFFER)),
         "servers": servers,
+        "ping_servers": ping_servers,
         "keepalive": str(KEEPALIVE),
         "port": str(settings.port),
         "read_timeout": f"{int(settings.timeout) + READ_TIMEOUT_MARGIN}",

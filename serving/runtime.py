@@ -10,7 +10,9 @@ workers, with the settings):
   without asking a worker (so a health check never queues behind a long prediction).
   ``ready`` appears once every worker has loaded the model, and stays while at least one
   worker is up (a crashed worker being replaced does not fail health checks);
-- ``ping-upstream``: exists when the user module has a ``ping_fn``; nginx then asks a worker;
+- ``ping-upstream``: exists when the user module has a ``ping_fn``; nginx then asks a worker,
+  on ``ping-<slot>.sock``: a socket each worker answers ``/ping`` on from a thread of its own,
+  so that the check never queues behind a prediction either;
 - ``models/``: the multi-model registry shared by the workers;
 - ``boot-error``: why a worker could not start (the supervisor's last words);
 - ``nginx.conf``, ``nginx/`` (temp dirs), ``code/`` (a fetched ``SAGEMAKER_SUBMIT_DIRECTORY``).
@@ -43,6 +45,9 @@ class Runtime:
     # -- paths --------------------------------------------------------------------------------
     def worker_socket(self, slot: int) -> Path:
         return self.run_dir / f"worker-{slot}.sock"
+
+    def ping_socket(self, slot: int) -> Path:
+        return self.run_dir / f"ping-{slot}.sock"
 
     def ready_file(self, slot: int | None = None) -> Path:
         return self.run_dir / (READY if slot is None else f"{READY}-{slot}")
@@ -78,6 +83,7 @@ class Runtime:
         self.ready_file(slot).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             self.worker_socket(slot).unlink(missing_ok=True)
+            self.ping_socket(slot).unlink(missing_ok=True)
         if not self.ready_workers():
             self.ready_file().unlink(missing_ok=True)
             if self.ready_workers():

@@ -10,6 +10,14 @@ message, written to the runtime dir for the supervisor, and the worker exits wit
 
 Without nginx the workers share gunicorn's TCP listener; while no worker is ready yet, a
 loading worker answers every connection with 503 so that ``/ping`` never hangs.
+
+``/ping`` never queues behind a prediction. Behind nginx it is answered by nginx from the
+readiness file, or - with a user ``ping_fn`` - by a thread of each worker on a socket of its
+own (``ping-<slot>.sock``), which runs ``ping_fn`` per health check: nothing on the prediction
+path changes, and no ``ping_fn`` runs while nobody asks (a periodic check would run it, and
+take the interpreter lock from predictions, whether asked or not, and answer with a stale
+result). Without nginx a :class:`~.ping_standby.PingStandby` thread answers the pings of a
+worker that is busy in a prediction.
 """
 
 from __future__ import annotations
@@ -32,9 +40,10 @@ from gunicorn.workers.base import Worker
 
 from sagedock.toolkit.errors import SagedockError
 
-from .errors import ServiceUnavailable
+from .errors import ServiceUnavailable, error_body
 from .handler import DEFAULT_PROGRAM, CodeLocation, Handler, build_handler
-from .httpd import HttpServer, Watchdog, error_head_and_body, new_request_id
+from .httpd import HttpServer, Watchdog, WSGIApp, error_head_and_body, new_request_id
+from .ping_standby import PingStandby
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -42,6 +51,7 @@ log = logging.getLogger(__name__)
 #: gunicorn's exit status for "this worker could not boot": the master halts on it.
 WORKER_BOOT_ERROR = 3
 SOCKET_BACKLOG = 2048
+PING_BACKLOG = 64
 
 
 def code_location(runtime: Runtime) -> CodeLocation | None:
@@ -230,9 +240,22 @@ class ServingWorker(Worker):  # type: ignore[misc]
         def before_504(keep: socket.socket) -> None:
             if runtime.nginx:
                 runtime.worker_socket(self.slot).unlink(missing_ok=True)
+                runtime.ping_socket(self.slot).unlink(missing_ok=True)
             server.abandon(keep)
 
         watchdog.before_answer = before_504
+        if runtime.nginx:
+            if self.handler.ping_fn is not None:
+                self._serve_pings()
+        else:
+            pinger = HttpServer(
+                self.wsgi.ping_app,
+                max_body=None,
+                server_port=str(settings.port),
+                access_log=settings.access_log,
+                log_ping=settings.log_ping,
+            )
+            PingStandby(server, watchdog, pinger, alive=lambda: self.alive).start()
         runtime.mark_ready(self.slot)
         signal.siginterrupt(signal.SIGTERM, False)
         try:
@@ -244,8 +267,43 @@ class ServingWorker(Worker):  # type: ignore[misc]
             # (After a SIGKILL the gunicorn master drops it: Runtime.mark_gone.)
             if runtime.nginx:
                 runtime.worker_socket(self.slot).unlink(missing_ok=True)
+                runtime.ping_socket(self.slot).unlink(missing_ok=True)
                 for listener in listeners:
                     listener.close()
+
+    def _serve_pings(self) -> None:
+        """Behind nginx, with a ``ping_fn``: answer ``/ping`` on this worker's ping socket
+        from a thread of its own. 503 until every worker has loaded the model, as nginx
+        answers without a ``ping_fn``."""
+        runtime = self.runtime
+        app = self.wsgi
+        not_ready = ServiceUnavailable("the model is not loaded in every worker yet")
+
+        def ping_app(environ: dict[str, Any], start_response: Any) -> Any:
+            if not runtime.any_ready():
+                body = error_body(not_ready, environ.get("HTTP_X_REQUEST_ID"))
+                start_response(
+                    "503 Service Unavailable",
+                    [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+                )
+                return [body]
+            return app.ping_app(environ, start_response)
+
+        path = runtime.ping_socket(self.slot)
+        path.unlink(missing_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(str(path))
+        Path(path).chmod(0o666)  # nginx's workers may run as another user
+        listener.listen(PING_BACKLOG)
+        pings: WSGIApp = ping_app
+        pinger = HttpServer(pings, max_body=0, server_port=str(runtime.settings.port))
+        thread = threading.Thread(
+            target=pinger.serve,
+            args=([listener], lambda: self.alive),
+            name="ping-listener",
+            daemon=True,
+        )
+        thread.start()
 
     def _tick(self) -> None:
         self.notify()

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.fixtures.serving import ServeProcess, running_server, write_model
+from tests.fixtures.serving import FRONTS, ServeProcess, running_server, write_model
 
 INFERENCE = """
     import time
@@ -29,7 +29,7 @@ INFERENCE = """
 """
 
 
-@pytest.fixture(scope="module", params=["nginx", "gunicorn"])
+@pytest.fixture(scope="module", params=FRONTS)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServeProcess]:
@@ -38,9 +38,8 @@ def server(
     env = {
         "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1",
         "SAGEMAKER_MODEL_SERVER_TIMEOUT": "2",
-        "SAGEMAKER_USE_NGINX": "true" if request.param == "nginx" else "false",
     }
-    with running_server(model, env=env, base_dir=root / "base") as running:
+    with running_server(model, env=env, base_dir=root / "base", front=request.param) as running:
         yield running
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.fixtures.serving import ServeFactory, write_model
+from tests.fixtures.serving import FRONTS, ServeFactory, write_model
 
 ONE_WORKER = {"SAGEMAKER_MODEL_SERVER_WORKERS": "1"}
 
@@ -268,9 +268,9 @@ def test_script_mode_xgboost_models_are_served_by_the_algorithms_loader(
     assert "model_fn: xgboost defaults" in server.log
 
 
-@pytest.mark.parametrize("nginx", ["true", "false"])
+@pytest.mark.parametrize("front", FRONTS)
 def test_a_hook_returning_no_content_answers_204_and_the_connection_goes_on(
-    serve_model: ServeFactory, tmp_path: Path, nginx: str
+    serve_model: ServeFactory, tmp_path: Path, front: str
 ) -> None:
     model = write_model(
         tmp_path / "model",
@@ -289,7 +289,7 @@ def test_a_hook_returning_no_content_answers_204_and_the_connection_goes_on(
             return data
         """,
     )
-    server = serve_model(model, env={**ONE_WORKER, "SAGEMAKER_USE_NGINX": nginx})
+    server = serve_model(model, env=ONE_WORKER, front=front)
     for _ in range(2):  # one kept-alive connection: the 204 must not leave stray bytes on it
         response = server.invoke(b"")
         assert response.status_code == 204

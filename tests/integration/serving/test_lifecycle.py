@@ -16,11 +16,7 @@ import psutil
 import pytest
 import requests
 
-from sagedock.serving.nginx import find_nginx
-from tests.fixtures.serving import ServeFactory, ServeProcess, write_model
-
-MODES = {"nginx": {}, "gunicorn": {"SAGEMAKER_USE_NGINX": "false"}}
-needs_nginx = pytest.mark.skipif(find_nginx() is None, reason="nginx is not installed")
+from tests.fixtures.serving import FRONTS, ServeFactory, ServeProcess, write_model
 
 BLOCKING = """
     import os, time
@@ -63,13 +59,13 @@ def started_pid(flags: Path) -> int:
     raise AssertionError("the request never reached predict_fn")
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", FRONTS)
 def test_ping_is_503_within_2s_while_a_slow_model_fn_loads(
     serve_model: ServeFactory, tmp_path: Path, mode: str
 ) -> None:
     model, flags = blocking_model(tmp_path)
-    env = {"TEST_FLAGS": str(flags), "TEST_SLOW_LOAD": "1", **MODES[mode]}
-    server = serve_model(model, env=env, wait=False)
+    env = {"TEST_FLAGS": str(flags), "TEST_SLOW_LOAD": "1"}
+    server = serve_model(model, env=env, wait=False, front=mode)
     response = None
     for _ in range(500):
         try:
@@ -88,12 +84,12 @@ def test_ping_is_503_within_2s_while_a_slow_model_fn_loads(
     assert server.invoke("[1]").status_code == 200
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", FRONTS)
 def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(
     serve_model: ServeFactory, tmp_path: Path, mode: str
 ) -> None:
     model, flags = blocking_model(tmp_path)
-    server = serve_model(model, env={"TEST_FLAGS": str(flags), **MODES[mode]})
+    server = serve_model(model, env={"TEST_FLAGS": str(flags)}, front=mode)
     result: dict[str, requests.Response] = {}
     thread = threading.Thread(
         target=lambda: result.update(r=server.invoke(json.dumps({"block": "go"})))
@@ -108,12 +104,12 @@ def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(
     assert server.wait(40) == 0, server.log
 
 
-@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("mode", FRONTS)
 def test_a_worker_killed_mid_request_is_replaced_and_the_endpoint_keeps_answering(
     serve_model: ServeFactory, tmp_path: Path, mode: str
 ) -> None:
     model, flags = blocking_model(tmp_path)
-    server = serve_model(model, env={"TEST_FLAGS": str(flags), **MODES[mode]})
+    server = serve_model(model, env={"TEST_FLAGS": str(flags)}, front=mode)
     server.wait_workers(2)
     result: dict[str, object] = {}
 
@@ -144,7 +140,6 @@ def test_a_worker_killed_mid_request_is_replaced_and_the_endpoint_keeps_answerin
     assert server.alive()
 
 
-@needs_nginx
 def test_a_request_that_kills_its_worker_is_tried_once_per_worker_then_503(
     serve_model: ServeFactory, tmp_path: Path
 ) -> None:
@@ -162,7 +157,7 @@ def test_a_request_that_kills_its_worker_is_tried_once_per_worker_then_503(
             return {"pid": os.getpid()}
         """,
     )
-    server = serve_model(model)
+    server = serve_model(model, front="nginx")
     server.wait_workers(2)
     response = server.invoke(json.dumps("poison"))
     assert response.status_code == 503
@@ -217,21 +212,24 @@ def test_transform_fn_beside_input_fn_is_a_startup_error_naming_both(
     assert "defines both transform_fn and input_fn" in server.log
 
 
-@needs_nginx
 @pytest.mark.parametrize("part", ["nginx", "gunicorn"])
 def test_serve_exits_non_zero_when_nginx_or_the_gunicorn_master_dies(
     serve_model: ServeFactory, tmp_path: Path, part: str
 ) -> None:
     model, flags = blocking_model(tmp_path)
-    server = serve_model(model, env={"TEST_FLAGS": str(flags)})
-    children = psutil.Process(server.proc.pid).children()
-    marker = {"nginx": "nginx", "gunicorn": "sagedock.serving.server"}[part]
-    victim = next(p for p in children if marker in " ".join(p.cmdline()))
+    server = serve_model(model, env={"TEST_FLAGS": str(flags)}, front="nginx")
+    server.wait_workers(2)
+    # Every process serve started, down to the nginx and gunicorn workers.
+    tree = psutil.Process(server.proc.pid).children(recursive=True)
+    marker = {"nginx": "nginx: master", "gunicorn": "sagedock.serving.server"}[part]
+    victim = next(p for p in tree if marker in " ".join(p.cmdline()))
     os.kill(victim.pid, signal.SIGKILL)
-    assert server.wait(40) != 0
-    assert f"{part} exited" in server.log or "gunicorn exited" in server.log
-    leftovers = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-    assert leftovers == []
+    assert server.wait(40) == 1, server.log
+    other = {"nginx": "gunicorn", "gunicorn": "nginx"}[part]
+    assert f"{part} exited with status -9: stopping" in server.log, server.log
+    assert f"{other} exited" not in server.log, server.log
+    _, leftovers = psutil.wait_procs([p for p in tree if p.pid != victim.pid], timeout=10)
+    assert leftovers == [], [" ".join(p.cmdline()) for p in leftovers]
 
 
 def test_requirements_are_installed_once_before_the_workers_start(
@@ -299,10 +297,9 @@ def make_wheel(directory: Path, name: str, source: str) -> Path:
     return wheel
 
 
-@needs_nginx
 def test_serve_process_tree_is_gone_after_stop(serve_model: ServeFactory, tmp_path: Path) -> None:
     model, flags = blocking_model(tmp_path)
-    server: ServeProcess = serve_model(model, env={"TEST_FLAGS": str(flags)})
+    server: ServeProcess = serve_model(model, env={"TEST_FLAGS": str(flags)}, front="nginx")
     tree = psutil.Process(server.proc.pid).children(recursive=True)
     assert len(tree) >= 4  # nginx master + workers, gunicorn master + 2 workers
     assert server.stop() == 0

@@ -263,3 +263,31 @@ def test_a_disarmed_watchdog_stays_quiet() -> None:
     assert watchdog.disarm() is True
     time.sleep(0.2)
     assert exits == []
+
+
+def test_a_watchdog_armed_for_a_stream_cuts_the_connection_instead_of_answering_504() -> None:
+    exits: list[int] = []
+    ours, client = socket.socketpair()
+    client.settimeout(5)
+    watchdog = Watchdog(0.1, exit_process=exits.append)
+    watchdog.arm(ours, "req-2", "POST /invocations, streamed", streaming=True)
+    assert client.recv(65536) == b""  # closed without a (second) response head
+    for _ in range(100):
+        if exits:
+            break
+        time.sleep(0.01)
+    assert exits == [EXIT_TIMEOUT]
+
+
+def test_busy_since_identifies_the_app_call_in_progress() -> None:
+    ours, _peer = socket.socketpair()
+    watchdog = Watchdog(60, exit_process=lambda status: None)
+    assert watchdog.busy_since() is None
+    watchdog.arm(ours, "r", "x")
+    since = watchdog.busy_since()
+    assert since is not None and abs(since - time.monotonic()) < 1
+    with watchdog.while_busy(since) as busy:
+        assert busy is ours
+    assert watchdog.disarm() is True
+    with watchdog.while_busy(since) as busy:
+        assert busy is None  # that call is over
