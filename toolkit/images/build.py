@@ -254,7 +254,7 @@ def _build_all(
         t0 = time.monotonic()
         parent_lock = locks[spec.parent] if spec.parent else None
         constraints = None
-        if parent_lock is not None:
+        if spec.parent is not None and parent_lock is not None:
             constraints = wheelhouse.write_constraints(
                 parent_lock, options.constraints(spec.parent)
             )
