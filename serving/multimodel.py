@@ -239,14 +239,23 @@ class ModelManager:
 
     def for_target(self, target: str) -> Predictor:
         """The model an ``X-Amzn-SageMaker-Target-Model`` header names: a registered model,
-        or a directory / ``.tar.gz`` under the models root, registered on first use."""
+        or a directory / ``.tar.gz`` under the models root, registered on first use - and
+        unregistered again when that first load fails (507, a failing ``model_fn``), as
+        ``POST /models`` leaves nothing registered when its load fails."""
         self._sync()
         if target in self._loaded or self.registry.get(target) is not None:
             return self.get(target)
         path = self._target_path(target)
-        with contextlib.suppress(ModelAlreadyLoaded):  # another worker registered it meanwhile
+        try:
             self.registry.register(target, str(path))
-        return self.get(target)
+        except ModelAlreadyLoaded:  # another worker registered it meanwhile: theirs to undo
+            return self.get(target)
+        try:
+            return self.get(target)
+        except BaseException:
+            with contextlib.suppress(ModelNotFound):
+                self.registry.unregister(target)
+            raise
 
     @property
     def loaded_names(self) -> list[str]:

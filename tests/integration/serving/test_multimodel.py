@@ -150,3 +150,19 @@ def test_a_model_larger_than_the_budget_is_507(serve_model: ServeFactory, tmp_pa
     assert "SAGEDOCK_MODEL_CACHE_MB" in response.json()["message"]
     assert server.get("/models").json() == {"models": []}  # not left registered
     assert json.loads(server.get("/ping").text or "{}") == {}
+
+
+def test_a_target_model_larger_than_the_budget_is_507_and_not_left_listed(
+    serve_model: ServeFactory, tmp_path: Path
+) -> None:
+    models = make_models(tmp_path, ["huge", "small"], size_mb=0)
+    (models / "huge" / "model" / "size_mb").write_text("80")
+    server = start(serve_model, tmp_path, models, SAGEDOCK_MODEL_CACHE_MB="30")
+    response = server.invoke("[1]", **{"X-Amzn-SageMaker-Target-Model": "huge"})
+    assert response.status_code == 507, response.text
+    assert "SAGEDOCK_MODEL_CACHE_MB" in response.json()["message"]
+    assert server.get("/models").json() == {"models": []}
+    assert server.get("/models/huge").status_code == 404
+    response = server.invoke("[1]", **{"X-Amzn-SageMaker-Target-Model": "small"})
+    assert response.status_code == 200, response.text
+    assert [m["modelName"] for m in server.get("/models").json()["models"]] == ["small"]

@@ -103,6 +103,29 @@ def test_ping_and_execution_parameters(tmp_path: Path) -> None:
     assert sick.status_code == 503
 
 
+def test_ping_fn_and_execution_parameters_fn_get_a_context(tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    def ping_fn(model: Any, context: Any) -> bool:
+        seen["ping"] = context
+        return True
+
+    def execution_parameters_fn(model: Any, context: Any) -> dict[str, Any]:
+        seen["params"] = context
+        return {}
+
+    hooks = handler(ping_fn=ping_fn, execution_parameters_fn=execution_parameters_fn)
+    hooks.worker_id = 2
+    app = Client(create_app(SETTINGS, hooks, predictor=hooks.load(tmp_path), worker_id=2))
+    assert app.get("/ping").status_code == 200
+    headers = {"X-Amzn-SageMaker-Custom-Attributes": "trace=1", "X-Request-Id": "r-1"}
+    assert app.get("/execution-parameters", headers=headers).status_code == 200
+    for context in seen.values():
+        assert (context.worker_id, context.model_dir, context.model_name) == (2, tmp_path, None)
+    assert (seen["params"].custom_attributes, seen["params"].request_id) == ("trace=1", "r-1")
+    assert seen["ping"].custom_attributes is None  # a health check has no request headers
+
+
 def test_execution_parameter_defaults_follow_the_environment() -> None:
     settings = ServingSettings.load(
         {

@@ -84,6 +84,16 @@ def test_a_model_too_big_for_the_budget_is_507_and_not_registered(tmp_path: Path
     assert manager.registry.all() == []
 
 
+def test_a_target_model_that_fails_its_first_load_is_not_left_registered(
+    tmp_path: Path,
+) -> None:
+    manager, _ = setup(tmp_path, budget_mb=100)
+    with pytest.raises(InsufficientStorage, match="SAGEDOCK_MODEL_CACHE_MB"):
+        manager.for_target("huge")
+    assert manager.registry.all() == []
+    assert manager.list_page(None, None) == {"models": []}
+
+
 def test_unregistering_elsewhere_unloads_here(tmp_path: Path) -> None:
     manager, _ = setup(tmp_path, budget_mb=1000)
     manager.load("a", str(tmp_path / "models" / "a"))
