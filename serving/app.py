@@ -71,7 +71,7 @@ def log_error(error: InferenceError, request_id: str | None) -> None:
 def payload_too_large(limit: int | None) -> PayloadTooLarge:
     limit = limit or 0
     return PayloadTooLarge(
-        f"request body over the limit of {limit} bytes "
+        f"request body is over the limit of {limit} bytes "
         f"({limit / (1024 * 1024):g} MiB, SAGEMAKER_MAX_PAYLOAD_IN_MB)"
     )
 

@@ -567,10 +567,12 @@ class HttpServer:
         return environ, keep_alive, length, chunked, expect
 
     def _too_large(self, length: int | None) -> PayloadTooLarge:
+        # Worded unlike nginx's 413 (nginx.conf.template), so that tests can tell which layer
+        # refused a body.
         limit = self.max_body or 0
-        size = f"{length} bytes" if length is not None else "more"
+        body = f"request body of {length} bytes is" if length is not None else "chunked body is"
         return PayloadTooLarge(
-            f"request body of {size} is over the limit of {limit} bytes "
+            f"{body} over the limit of {limit} bytes "
             f"({limit / (1024 * 1024):g} MiB, SAGEMAKER_MAX_PAYLOAD_IN_MB)"
         )
 

@@ -13,7 +13,7 @@ from tests.fixtures.serving import FRONTS, ServeProcess, running_server, write_m
 
 INFERENCE = """
     import time
-    from sagedock.serving.errors import InferenceError
+    from sagedock.serving import InferenceError
 
     def model_fn(model_dir):
         return "model"
@@ -81,10 +81,15 @@ def test_unsupported_content_type_is_415(server: ServeProcess) -> None:
     assert_error(response, 415, "UnsupportedMediaType", "text/xml")
 
 
-def test_body_over_the_payload_limit_is_413(server: ServeProcess) -> None:
+def test_body_over_the_payload_limit_is_413_from_the_front_layer(server: ServeProcess) -> None:
     big = b"[" + b"1," * (1024 * 1024) + b"1]"
     response = server.invoke(big)
-    assert_error(response, 413, "PayloadTooLarge", "SAGEMAKER_MAX_PAYLOAD_IN_MB")
+    body = assert_error(response, 413, "PayloadTooLarge", "SAGEMAKER_MAX_PAYLOAD_IN_MB")
+    limit = "over the limit of 1048576 bytes (1 MiB, SAGEMAKER_MAX_PAYLOAD_IN_MB)"
+    if server.front == "nginx":  # nginx refuses it: the workers never see it
+        assert body["message"] == f"request body {limit}"
+    else:  # the worker refuses it from its Content-Length, before reading it
+        assert body["message"] == f"request body of {len(big)} bytes is {limit}"
 
 
 def test_user_raised_inference_error_keeps_status_and_message(server: ServeProcess) -> None:

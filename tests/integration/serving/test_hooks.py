@@ -277,7 +277,7 @@ def test_a_hook_returning_no_content_answers_204_and_the_connection_goes_on(
         """
         import json
 
-        from sagedock.serving.handler import NO_CONTENT
+        from sagedock.serving import NO_CONTENT
 
         def model_fn(model_dir):
             return "m"
