@@ -212,7 +212,8 @@ class ServingSettings:
         "SAGEMAKER_MODEL_SERVER_TIMEOUT",
         parse_seconds,
         60.0,
-        "Seconds a request may take before it is answered 504 (the worker is then replaced).",
+        "Seconds a request may take before it is answered 504 (the worker is then replaced); "
+        "for a streamed response, the seconds each chunk may take.",
         cli="--timeout",
     )
     max_payload_mb: float = setting(
