@@ -10,11 +10,17 @@ status (``serving.errors``):
 - :class:`AlgorithmError`: a bug or unexpected state in sagedock or a built-in algorithm.
 - :class:`PlatformError`: the environment around us failed (a host that never resolved, a
   download that broke, a missing system binary). Logs and command-line messages say
-  ``PlatformError: ...``; a training job's ``output/failure`` says ``AlgorithmError: ...``,
-  the word SageMaker's own algorithms use for failures that are not the user's input.
+  ``PlatformError: ...`` (:meth:`SagedockError.describe`); a job's failure reason (a training
+  job's ``output/failure``, a local job record's ``FailureReason``) says ``AlgorithmError: ...``
+  (:meth:`SagedockError.failure_reason`), the word SageMaker's own algorithms use for failures
+  that are not the user's input.
 """
 
 from __future__ import annotations
+
+#: The words SageMaker's own failure reasons start with: what users alert on or retry by is
+#: "my input" (ClientError) versus "not my input" (AlgorithmError).
+REASON_PREFIXES = ("ClientError", "AlgorithmError")
 
 
 class SagedockError(Exception):
@@ -32,8 +38,18 @@ class SagedockError(Exception):
         self.message = message
 
     def describe(self) -> str:
-        """The failure-file text: ``"<prefix>: <message>"``."""
+        """The text for logs and command-line messages: ``"<prefix>: <message>"``, naming the
+        kind of error (``PlatformError: ...``)."""
         return f"{self.failure_prefix}: {self.message}"
+
+    def failure_reason(self) -> str:
+        """The text for a job's failure reason (``output/failure``, ``FailureReason``):
+        ``"<prefix>: <message>"`` with the error's own prefix when it is one of
+        :data:`REASON_PREFIXES`, else ``AlgorithmError`` (a PlatformError, and any other
+        kind)."""
+        own = self.failure_prefix
+        prefix = own if own in REASON_PREFIXES else "AlgorithmError"
+        return f"{prefix}: {self.message}"
 
 
 class UserError(SagedockError):

@@ -4,10 +4,10 @@ The one place where errors become exit codes and failure reasons:
 
 - the user's program exited non-zero: its own exit code (AWS's toolkit always exits 1), 128 + N
   when signal N killed it; the reason says what failed and ends with its last stderr lines;
-- :class:`~sagedock.toolkit.errors.SagedockError`: exit 1, reason ``ClientError: <message>``
+- :class:`~sagedock.toolkit.errors.SagedockError`: exit 1, reason the error's own
+  :meth:`~sagedock.toolkit.errors.SagedockError.failure_reason` (``ClientError: <message>``
   for user errors, ``AlgorithmError: <message>`` for every other kind, a PlatformError
-  included: the failure reasons SageMaker's own algorithms write start with one of these two
-  words, and what users alert on or retry by is "my input" versus "not my input";
+  included), the wording the local platform's job records use too;
 - anything else is our bug: exit 1, ``AlgorithmError: <type>: <message>`` and the traceback.
 
 SageMaker shows the first 1024 characters of the failure file as the job's FailureReason, so
@@ -99,23 +99,12 @@ def from_exception(error: BaseException) -> Outcome:
         return Outcome(130, "ClientError: interrupted (SIGINT) before training finished.")
     if isinstance(error, SagedockError):
         # The first line says what failed; later lines (a tool's output) are kept from the end.
-        first, *rest = f"{failure_prefix(error)}: {error.message}".splitlines() or [""]
+        first, *rest = error.failure_reason().splitlines() or [""]
         return Outcome(1, fit_reason(first, rest))
     trace = traceback.format_exception(error)
     lines = [line.rstrip() for chunk in trace for line in chunk.splitlines()]
     headline = f"AlgorithmError: {type(error).__name__}: {error}"
     return Outcome(1, fit_reason(headline, lines[:-1]))
-
-
-#: The words SageMaker's own failure reasons start with.
-REASON_PREFIXES = ("ClientError", "AlgorithmError")
-
-
-def failure_prefix(error: SagedockError) -> str:
-    """The error's own prefix when it is one of :data:`REASON_PREFIXES` (``ClientError`` for
-    user errors), else ``AlgorithmError`` (``PlatformError``, and any other kind)."""
-    own = error.failure_prefix
-    return own if own in REASON_PREFIXES else "AlgorithmError"
 
 
 def clear_previous(paths: MlPaths) -> None:

@@ -156,7 +156,7 @@ def run_transform_job(
         record["RecordCount"] = result.records
     except SagedockError as exc:
         record["TransformJobStatus"] = "Failed"
-        record["FailureReason"] = exc.describe()[:1024]
+        record["FailureReason"] = exc.failure_reason()[:1024]
     except KeyboardInterrupt as exc:
         stop_signal = exc.signum if isinstance(exc, JobInterrupted) else signal.SIGINT
         record["TransformJobStatus"] = "Stopped"

@@ -74,6 +74,14 @@ def test_a_platform_error_is_reported_as_an_algorithm_error_with_exit_code_1() -
     assert error.describe().startswith("PlatformError: ")  # logs and CLI messages keep the kind
 
 
+def test_the_failure_reason_wording_is_the_errors_own() -> None:
+    # What output/failure and a local job record's FailureReason say, for every kind.
+    assert PlatformError("dns").failure_reason() == "AlgorithmError: dns"
+    assert UserError("bad hp").failure_reason() == "ClientError: bad hp"
+    assert AlgorithmError("bug").failure_reason() == "AlgorithmError: bug"
+    assert from_exception(PlatformError("dns")).failure == PlatformError("dns").failure_reason()
+
+
 def test_report_writes_success_or_failure(tmp_path: Path) -> None:
     paths = MlPaths(tmp_path)
     assert report(SUCCESS, paths) == 0
