@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
@@ -74,13 +74,23 @@ def container_endpoint(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def container_aws_environment(environ: Mapping[str, str]) -> dict[str, str]:
+def container_aws_environment(
+    environ: Mapping[str, str], *, warn: Callable[[str], None] | None = None
+) -> dict[str, str]:
     """The :data:`CONTAINER_AWS_VARIABLES` set in *environ*, endpoints rewritten with
-    :func:`container_endpoint`."""
+    :func:`container_endpoint`; *warn* is told of each rewrite, since the server behind it is
+    reached at the job network's gateway, which a server bound to 127.0.0.1 does not answer."""
     env = {k: environ[k] for k in CONTAINER_AWS_VARIABLES if environ.get(k)}
     for key in _ENDPOINT_VARIABLES:
         if key in env:
-            env[key] = container_endpoint(env[key])
+            seen = container_endpoint(env[key])
+            if seen != env[key] and warn is not None:
+                warn(
+                    f"warning: {key}={env[key]} is this machine's loopback, so containers get "
+                    f"{seen} ({HOST_ALIAS} is the job network's gateway): the S3 server must "
+                    "listen on 0.0.0.0 or the gateway's address, not on 127.0.0.1 only"
+                )
+            env[key] = seen
     return env
 
 
@@ -314,9 +324,12 @@ class DockerBackend:
         self.containers.append(name)
         return ContainerHost(host, popen, container=name)
 
-    def container_name(self, host: str) -> str:
+    def _job_network(self) -> str:
         assert self.network is not None, "prepare() first"
-        return f"{self.network}-{host}"
+        return self.network
+
+    def container_name(self, host: str) -> str:
+        return f"{self._job_network()}-{host}"
 
     def run_arguments(
         self,
@@ -332,14 +345,12 @@ class DockerBackend:
         """The ``docker`` arguments (``run ...``) that start *host* (after :meth:`prepare`)."""
         if not image:
             raise PlatformError("the docker backend needs an image")
-        name = self.container_name(host)
-        assert self.network is not None
         cmd = [
             "run",
             "--name",
-            name,
+            self.container_name(host),
             "--network",
-            self.network,
+            self._job_network(),
             "--network-alias",
             host,
             "--hostname",

@@ -252,6 +252,7 @@ class TrainingJob:
         self.hosts: list[_Host] = []
         self.record: JobRecord | None = None
         self._hosts_started = False
+        self._final_message: str | None = None
         # MaxRuntimeInSeconds counts from the job's start, data staging included (set in run()).
         self._deadline = float("inf")
 
@@ -277,12 +278,19 @@ class TrainingJob:
             return "MaxRuntimeExceeded"
         return None
 
-    def _stop_message(self, cause: str, during: str) -> str:
+    def _enter_stopping(self, cause: str, during: str) -> str:
+        """Put the job in status Stopping for *cause* (``Stopped``: a stop was requested, or
+        ``MaxRuntimeExceeded``), met while *during*; returns the StatusMessage, which the
+        job's last status carries too."""
+        assert self.record is not None
         why = {
             "Stopped": "a stop was requested",
             "MaxRuntimeExceeded": f"MaxRuntimeInSeconds ({self.spec.max_runtime}) was exceeded",
         }[cause]
-        return f"Training job stopped while {during}: {why}"
+        self._final_message = message = f"Training job stopped while {during}: {why}"
+        self.record.update(TrainingJobStatus="Stopping")
+        self.record.transition("Stopping", message)
+        return message
 
     # -- the run --------------------------------------------------------------------------
     def validate(self) -> None:
@@ -344,7 +352,6 @@ class TrainingJob:
             f"{self.backend.name} backend"
         )
         status, secondary, reason = "Failed", "Failed", None
-        final_message: str | None = None
         try:
             self._prepare_hosts()
             record.transition("Downloading")
@@ -353,16 +360,12 @@ class TrainingJob:
             cause = self._stop_cause()
             if cause is not None:  # stopped while data was being staged: no host ever ran
                 status, secondary, reason = "Stopped", cause, None
-                final_message = self._stop_message(cause, "downloading input data")
-                record.update(TrainingJobStatus="Stopping")
-                record.transition("Stopping", final_message)
-                self._say(f"{now()} Stopping - {final_message}")
+                message = self._enter_stopping(cause, "downloading input data")
+                self._say(f"{now()} Stopping - {message}")
             else:
                 record.transition("Training")
                 self._say(f"{now()} Training - Training in progress")
                 status, secondary, reason = self._train()
-                if status == "Stopped":
-                    final_message = self._stop_message(secondary, "training")
             if self._hosts_started:
                 # output.tar.gz is published for failed jobs too (it often holds the
                 # evidence); model.tar.gz only for jobs that completed or were stopped.
@@ -370,7 +373,7 @@ class TrainingJob:
                 self._say(f"{now()} Uploading - Uploading generated training model")
                 self._upload(with_model=status != "Failed")
         except SagedockError as exc:
-            status, secondary, reason = "Failed", "Failed", exc.describe()
+            status, secondary, reason = "Failed", "Failed", exc.failure_reason()
         except Exception as exc:  # a bug of ours: still end the job with a record, then raise
             status, secondary = "Failed", "Failed"
             reason = f"AlgorithmError: sagedock local failed: {type(exc).__name__}: {exc}"
@@ -379,7 +382,7 @@ class TrainingJob:
             self._teardown_hosts()
             if self.metrics.definitions:
                 record.update(FinalMetricDataList=self.metrics.final())
-            record.finish(status, secondary, failure_reason=reason, message=final_message)
+            record.finish(status, secondary, failure_reason=reason, message=self._final_message)
             self._publish_record(record)
             self._cleanup(status)
         final = record.to_dict()
@@ -573,7 +576,7 @@ class TrainingJob:
             # A container gets only the job's environment, plus AWS credentials, region and
             # S3 endpoint when we have them (an endpoint on this machine's loopback rewritten
             # to the address containers reach it at).
-            env = container_aws_environment(self.environ)
+            env = container_aws_environment(self.environ, warn=self._say)
             if spec.algorithm_name and not spec.image:
                 env["SAGEDOCK_ALGORITHM"] = spec.algorithm_name
         env.update(spec.environment)
@@ -663,15 +666,11 @@ class TrainingJob:
             time.sleep(0.1)
 
         if any(h.exit_code is None for h in self.hosts):
-            why = {
-                "Stopped": "stop requested",
-                "MaxRuntimeExceeded": f"MaxRuntimeInSeconds ({self.spec.max_runtime}) exceeded",
-            }.get(stop_secondary or "", "another host failed")
-            if stop_secondary and self.record is not None:
-                self.record.update(TrainingJobStatus="Stopping")
-                self.record.transition("Stopping")
+            why = "another host failed"
+            if stop_secondary is not None:
+                why = self._enter_stopping(stop_secondary, "training")
             self._say(
-                f"{now()} Stopping - {why}: SIGTERM to every host, SIGKILL after "
+                f"{now()} Stopping - {why}; SIGTERM to every host, SIGKILL after "
                 f"{self.options.stop_grace:g} s"
             )
             self._stop_hosts()

@@ -401,6 +401,27 @@ def test_a_missing_channel_fails_the_job_with_a_client_error(
     assert result.record["FailureReason"].startswith("ClientError: channel 'train': no such file")
 
 
+def test_a_platform_failure_is_an_algorithm_error_in_the_job_record(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    # A host that cannot be started is this machine's fault (a PlatformError), and a job's
+    # FailureReason starts ClientError or AlgorithmError only, as SageMaker's do.
+    from sagedock.toolkit.local.backends import ProcessBackend
+
+    script(tmp_path, "train.py", WRITE_MODEL)
+    out = io.StringIO()
+    job = TrainingJob(
+        parse_training_job(job_doc(tmp_path, "train.py")),
+        environ=env,
+        options=TrainOptions(stream=out, progress_stream=io.StringIO()),
+    )
+    job.backend = ProcessBackend(python=str(tmp_path / "no-such-python"))
+    result = job.run()
+    assert result.record["TrainingJobStatus"] == "Failed"
+    assert result.record["FailureReason"].startswith("AlgorithmError: cannot start algo-1: ")
+    assert describe("job", env)["FailureReason"] == result.record["FailureReason"]
+
+
 def test_a_job_name_cannot_be_reused_without_replace(tmp_path: Path, env: dict[str, str]) -> None:
     script(tmp_path, "train.py", WRITE_MODEL)
     first, _ = run_job(job_doc(tmp_path, "train.py"), env)
@@ -486,6 +507,15 @@ def test_ctrl_c_or_sigterm_stops_the_job_like_stop_training_job(
     assert proc.returncode == code, rest
     record = describe("interrupted", env)
     assert (record["TrainingJobStatus"], record["SecondaryStatus"]) == ("Stopped", "Stopped")
+    transitions = record["SecondaryStatusTransitions"]
+    assert [t["Status"] for t in transitions[-4:]] == [
+        "Training",
+        "Stopping",
+        "Uploading",
+        "Stopped",
+    ]
+    message = "Training job stopped while training: a stop was requested"
+    assert transitions[-3]["StatusMessage"] == transitions[-1]["StatusMessage"] == message
     assert "saved-on-sigterm" in members(
         tmp_path / "out" / "interrupted" / "output" / "model.tar.gz"
     )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 from pathlib import Path
 
@@ -53,7 +54,19 @@ def test_containers_get_credentials_region_and_both_endpoint_variables() -> None
     }
 
 
-def _docker_job(tmp_path: Path, environ: dict[str, str]) -> TrainingJob:
+def test_rewriting_a_loopback_endpoint_warns_that_the_server_must_listen_beyond_it() -> None:
+    warnings: list[str] = []
+    environ = {"AWS_ENDPOINT_URL_S3": "http://127.0.0.1:5000", "AWS_ENDPOINT_URL": "http://s3:9"}
+    container_aws_environment(environ, warn=warnings.append)
+    (warning,) = warnings  # the endpoint that is not on the loopback is left alone, unsaid
+    assert "AWS_ENDPOINT_URL_S3=http://127.0.0.1:5000" in warning
+    assert f"http://{HOST_ALIAS}:5000" in warning
+    assert "must listen on 0.0.0.0 or the gateway's address" in warning
+
+
+def _docker_job(
+    tmp_path: Path, environ: dict[str, str], stream: io.StringIO | None = None
+) -> TrainingJob:
     spec = parse_training_job(
         {
             "TrainingJobName": "dock",
@@ -68,17 +81,20 @@ def _docker_job(tmp_path: Path, environ: dict[str, str]) -> TrainingJob:
         }
     )
     env = {"SAGEDOCK_LOCAL_DIR": str(tmp_path / "state"), **environ}
-    return TrainingJob(spec, environ=env, options=TrainOptions(docker=True))
+    return TrainingJob(spec, environ=env, options=TrainOptions(docker=True, stream=stream))
 
 
 def test_a_training_container_gets_the_s3_endpoint_its_code_is_fetched_from(
     tmp_path: Path,
 ) -> None:
+    logs = io.StringIO()
     job = _docker_job(
         tmp_path,
         {"AWS_ENDPOINT_URL_S3": "http://127.0.0.1:5000", "UNRELATED": "x", "PATH": "/bin"},
+        logs,
     )
     env = job._host_env()
+    assert "the S3 server must listen on 0.0.0.0" in logs.getvalue()  # said in the job's log
     assert env["AWS_ENDPOINT_URL_S3"] == f"http://{HOST_ALIAS}:5000"
     assert "AWS_ENDPOINT_URL" not in env
     assert env["MY_SETTING"] == "1"
