@@ -1,10 +1,10 @@
 """Putting channel data where a host reads it.
 
 Pure planning first: :func:`channel_objects` lists what a channel holds (a prefix, a local
-directory or file, a manifest), and :func:`objects_for_host` picks one host's share of it for
-an epoch (``ShuffleConfig`` shuffles with the seed, per epoch; ``ShardedByS3Key`` deals the
+directory or file, a manifest), and :func:`share_of` picks one host's share of it for an
+epoch (``ShuffleConfig`` shuffles with the seed, per epoch; ``ShardedByS3Key`` deals the
 objects out in turn to the hosts that receive the channel; ``FullyReplicated`` gives each of
-them everything); :func:`share_of` does it by host name. Then the
+them everything). Then the
 side effects: :class:`ObjectCache` downloads each S3 object once per job, and
 :func:`stage_files` fills a File-mode channel directory.
 """
@@ -41,26 +41,6 @@ def channel_objects(
         raise UserError(f"channel {channel.name!r}: {exc.message}") from None
 
 
-def objects_for_host(
-    objects: Sequence[T],
-    channel: InputChannel,
-    host_index: int,
-    host_count: int,
-    epoch: int = 0,
-) -> list[T]:
-    """The share of *objects* that host number *host_index* (0-based) of *host_count* gets.
-
-    Shuffling happens before sharding, with a generator seeded by the channel's seed and the
-    epoch, so every host computes the same permutation and the shards never overlap.
-    """
-    items = list(objects)
-    if channel.shuffle_seed is not None:
-        random.Random(f"{channel.shuffle_seed}:{epoch}").shuffle(items)
-    if channel.distribution == "ShardedByS3Key" and host_count > 1:
-        items = items[host_index::host_count]
-    return items
-
-
 def share_of(
     objects: Sequence[T],
     channel: InputChannel,
@@ -68,12 +48,22 @@ def share_of(
     host: str,
     epoch: int = 0,
 ) -> list[T]:
-    """*host*'s share of a channel that the hosts *receivers* get (see
-    :meth:`TrainingJobSpec.hosts_receiving`): sharded by *host*'s position among them, and
-    nothing for a host that is not one of them, as SageMaker does with ``InstanceGroupNames``."""
+    """*host*'s share of *objects*, a channel that the hosts *receivers* get (see
+    :meth:`TrainingJobSpec.hosts_receiving`), in *epoch*: nothing for a host that is not one
+    of them, as SageMaker does with ``InstanceGroupNames``; else all of them, or for
+    ``ShardedByS3Key`` every n-th by *host*'s position among them.
+
+    Shuffling happens before sharding, with a generator seeded by the channel's seed and the
+    epoch, so every host computes the same permutation and the shards never overlap.
+    """
     if host not in receivers:
         return []
-    return objects_for_host(objects, channel, list(receivers).index(host), len(receivers), epoch)
+    items = list(objects)
+    if channel.shuffle_seed is not None:
+        random.Random(f"{channel.shuffle_seed}:{epoch}").shuffle(items)
+    if channel.distribution == "ShardedByS3Key" and len(receivers) > 1:
+        items = items[list(receivers).index(host) :: len(receivers)]
+    return items
 
 
 class ObjectCache:

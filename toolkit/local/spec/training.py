@@ -141,20 +141,19 @@ class TrainingJobSpec:
     def hosts_of(self, group_name: str) -> tuple[str, ...]:
         return tuple(h for h in self.hosts if self.group_of(h).name == group_name)
 
+    def receives(self, host: str, channel: InputChannel) -> bool:
+        """Whether *host* gets *channel*: every host does, unless the channel's
+        ``InstanceGroupNames`` limits it to some instance groups."""
+        return not channel.instance_groups or self.group_of(host).name in channel.instance_groups
+
     def channels_for(self, host: str) -> tuple[InputChannel, ...]:
-        """The channels *host* receives (``InstanceGroupNames`` limits a channel to groups)."""
-        group = self.group_of(host).name
-        return tuple(
-            c for c in self.channels if not c.instance_groups or group in c.instance_groups
-        )
+        """The channels *host* receives."""
+        return tuple(c for c in self.channels if self.receives(host, c))
 
     def hosts_receiving(self, channel: InputChannel) -> tuple[str, ...]:
-        """The hosts that get *channel*, in host order: all of them, or those of the instance
-        groups its ``InstanceGroupNames`` lists. ``ShardedByS3Key`` deals a channel out among
-        these hosts only, so that no object is left to a host that never receives it."""
-        if not channel.instance_groups:
-            return self.hosts
-        return tuple(h for h in self.hosts if self.group_of(h).name in channel.instance_groups)
+        """The hosts that get *channel*, in host order. ``ShardedByS3Key`` deals a channel out
+        among these hosts only, so that no object is left to a host that never receives it."""
+        return tuple(h for h in self.hosts if self.receives(h, channel))
 
 
 def _location(node: Node, key: str, cwd: Path | None) -> str:

@@ -12,7 +12,7 @@ from sagedock.toolkit.local.locations import DataObject
 from sagedock.toolkit.local.metrics import MetricCollector, match_metrics
 from sagedock.toolkit.local.spec import parse_training_job
 from sagedock.toolkit.local.spec.training import InputChannel, MetricDefinition
-from sagedock.toolkit.local.staging import objects_for_host, share_of
+from sagedock.toolkit.local.staging import share_of
 
 
 def spec(**overrides: Any) -> Any:
@@ -107,7 +107,8 @@ def test_sharded_channels_give_each_object_to_exactly_one_host(
     objects: list[DataObject], hosts: int, seed: int | None, epoch: int
 ) -> None:
     channel = _channel("ShardedByS3Key", seed)
-    shares = [objects_for_host(objects, channel, i, hosts, epoch) for i in range(hosts)]
+    receivers = [f"algo-{i}" for i in range(1, hosts + 1)]
+    shares = [share_of(objects, channel, receivers, host, epoch) for host in receivers]
     flat = [o for share in shares for o in share]
     assert sorted(o.relative for o in flat) == sorted(o.relative for o in objects)
     assert max(len(s) for s in shares) - min(len(s) for s in shares) <= 1
@@ -118,8 +119,9 @@ def test_fully_replicated_channels_give_every_host_everything_in_order(
     objects: list[DataObject], hosts: int
 ) -> None:
     channel = _channel("FullyReplicated")
-    for i in range(hosts):
-        assert objects_for_host(objects, channel, i, hosts) == objects
+    receivers = [f"algo-{i}" for i in range(1, hosts + 1)]
+    for host in receivers:
+        assert share_of(objects, channel, receivers, host) == objects
 
 
 def test_a_channel_limited_to_instance_groups_is_sharded_among_their_hosts_only() -> None:
@@ -156,10 +158,10 @@ def test_a_channel_limited_to_instance_groups_is_sharded_among_their_hosts_only(
 def test_shuffle_is_seeded_and_differs_between_epochs() -> None:
     objects = [DataObject(f"/d/{n}", f"{n:03d}") for n in range(50)]
     channel = _channel("FullyReplicated", seed=7)
-    epoch0 = objects_for_host(objects, channel, 0, 1, epoch=0)
-    assert epoch0 == objects_for_host(objects, channel, 0, 1, epoch=0)
+    epoch0 = share_of(objects, channel, ["algo-1"], "algo-1", epoch=0)
+    assert epoch0 == share_of(objects, channel, ["algo-1"], "algo-1", epoch=0)
     assert epoch0 != objects
-    assert epoch0 != objects_for_host(objects, channel, 0, 1, epoch=1)
+    assert epoch0 != share_of(objects, channel, ["algo-1"], "algo-1", epoch=1)
 
 
 def test_metric_values_come_from_the_first_group_or_the_whole_match() -> None:
