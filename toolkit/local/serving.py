@@ -155,15 +155,8 @@ class LocalEndpoint:
 
     # -- start ----------------------------------------------------------------------------
     def _check_not_running(self) -> None:
-        record = self.dir / ENDPOINT_RECORD
-        if not record.is_file():
-            return
-        try:
-            old = json.loads(record.read_text())
-        except (OSError, json.JSONDecodeError):
-            return
-        pid = old.get("Pid")
-        if isinstance(pid, int) and state.pid_alive(pid) and old.get("Status") == "InService":
+        old = read_endpoint_record(self.dir)
+        if old is not None and is_running(old):
             raise UserError(
                 f"endpoint {self.name!r} is running already at {old.get('Url')}; stop it with "
                 f"`sagedock local stop {self.name}` or pick another --name"
@@ -357,33 +350,51 @@ def stop_server(pid: int | None, container: str | None, *, grace: float = STOP_G
         os.killpg(pid, signal.SIGKILL)
 
 
-def endpoint_url(name: str, environ: Mapping[str, str] | None = None) -> str:
-    """The URL of the running endpoint *name* (started with ``sagedock local serve``)."""
-    record_path = state.entry_dir(state.ENDPOINTS, name, environ) / ENDPOINT_RECORD
+def read_endpoint_record(directory: Path) -> dict[str, Any] | None:
+    """The ``endpoint.json`` of the endpoint in *directory*, or None when there is none (or
+    it cannot be read)."""
     try:
-        record = json.loads(record_path.read_text())
+        record = json.loads((directory / ENDPOINT_RECORD).read_text())
     except (OSError, json.JSONDecodeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def is_running(record: Mapping[str, Any]) -> bool:
+    """Whether the endpoint of *record* is in service: its status says so and its server
+    process is alive."""
+    pid = record.get("Pid")
+    return record.get("Status") == "InService" and isinstance(pid, int) and state.pid_alive(pid)
+
+
+def _named_endpoint(name: str, environ: Mapping[str, str] | None) -> tuple[Path, dict[str, Any]]:
+    """The directory and record of the endpoint *name* started with ``sagedock local serve``."""
+    directory = state.entry_dir(state.ENDPOINTS, name, environ)
+    record = read_endpoint_record(directory)
+    if record is None:
         raise UserError(
             f"no local endpoint named {name!r} (start one with `sagedock local serve --name "
             f"{name}`)"
-        ) from None
-    pid = record.get("Pid")
-    running = isinstance(pid, int) and state.pid_alive(pid)
-    if record.get("Status") != "InService" or not running:
+        )
+    return directory, record
+
+
+def endpoint_url(name: str, environ: Mapping[str, str] | None = None) -> str:
+    """The URL of the running endpoint *name* (started with ``sagedock local serve``)."""
+    _, record = _named_endpoint(name, environ)
+    if not is_running(record):
         raise UserError(f"endpoint {name!r} is not running (status {record.get('Status')})")
     return str(record["Url"])
 
 
 def stop_endpoint(name: str, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Stop the endpoint *name* started with ``--detach``; returns its record."""
-    record_path = state.entry_dir(state.ENDPOINTS, name, environ) / ENDPOINT_RECORD
-    if not record_path.is_file():
-        raise UserError(f"no local endpoint named {name!r}")
-    record = json.loads(record_path.read_text())
+    directory, record = _named_endpoint(name, environ)
+    # The status alone decides: a server that died without stopping is marked Stopped too.
     if record.get("Status") != "InService":
         raise UserError(f"endpoint {name!r} is not running (status {record.get('Status')})")
     pid = record.get("Pid")
     stop_server(pid if isinstance(pid, int) else None, record.get("Container"))
     record["Status"] = "Stopped"
-    state.write_json_atomic(record_path, record)
+    state.write_json_atomic(directory / ENDPOINT_RECORD, record)
     return dict(record)
