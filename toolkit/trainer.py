@@ -92,6 +92,11 @@ def train(environ: Mapping[str, str] | None = None, *, algorithm: str | None = N
             env = TrainingEnv.load(env_map, paths)
             logging.getLogger("sagedock").setLevel(env.log_level)
             outcome = run_job(env, env_map, settings)
+            # A stop whose exception was dropped (raised inside a ctypes callback, as XGBoost's
+            # log callback is) still ends an in-process job as stopped, not as a success. A
+            # stop while a program runs goes to its supervisor, which forwards it and records
+            # nothing here: the program's own outcome stands.
+            raise_if_stopped()
     except SystemExit as exc:
         outcome = _from_system_exit(exc)
     except SagedockError as exc:  # a failure we describe ourselves: no traceback needed
@@ -121,9 +126,6 @@ def run_job(env: TrainingEnv, environ: Mapping[str, str], settings: TrainSetting
         # the interpreter's full collections at exit included (0.3 s for xgboost).
         gc.freeze()
         algorithm(env)
-        # A stop whose exception was dropped (raised inside a ctypes callback) still ends the
-        # job as stopped, not as a success.
-        raise_if_stopped()
         return SUCCESS
     raise UserError(
         "nothing to train: name a program (SAGEMAKER_PROGRAM or the sagemaker_program "

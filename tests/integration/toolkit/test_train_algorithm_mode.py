@@ -153,6 +153,20 @@ def test_sigterm_stops_an_in_process_algorithm_with_a_failure_file(
     assert job.failure == "ClientError: the job was stopped (SIGTERM) before it finished.\n"
 
 
+def test_a_stop_dropped_inside_the_framework_module_still_stops_the_job(tmp_path: Path) -> None:
+    # SAGEMAKER_TRAINING_MODULE runs in this process as an algorithm does: a SIGTERM whose
+    # exception ctypes dropped (as in XGBoost's log callback) must not end it as a success.
+    job = make_job(tmp_path / "ml", program=None)
+    env = {
+        "PYTHONPATH": str(Path(__file__).resolve().parents[3]),
+        "SAGEMAKER_TRAINING_MODULE": "tests.fixtures.signals:signal_inside_ctypes_callback",
+    }
+    result = job.run(env=env)
+    assert result.returncode == 143, result.stderr[-2000:]
+    assert job.failure == "ClientError: the job was stopped (SIGTERM) before it finished.\n"
+    assert not job.succeeded
+
+
 def test_what_the_algorithm_imported_is_frozen_out_of_garbage_collection(
     tmp_path: Path, site: Path
 ) -> None:
