@@ -316,20 +316,9 @@ def _matrices(
     return dtrain, dval
 
 
-def _early_stopping(
-    plan: Plan, *, has_validation: bool, finished_checkpoint: Any = None
-) -> list[Any]:
-    """XGBoost's EarlyStopping on the validation set, when the job asks for it.
-
-    *finished_checkpoint* is a checkpoint that already has every round: EarlyStopping then only
-    cuts it to the best round it records, and there is nothing to do when it records none
-    (its job trained without early stopping).
-    """
+def _early_stopping(plan: Plan, *, has_validation: bool) -> list[Any]:
+    """XGBoost's EarlyStopping on the validation set, when the job asks for it."""
     if not (plan.early_stopping_metric and has_validation):
-        return []
-    if finished_checkpoint is not None and "best_iteration" not in (
-        finished_checkpoint.attributes()
-    ):
         return []
     return [
         xgboost.callback.EarlyStopping(
@@ -416,10 +405,14 @@ def train_model(
         )
     callbacks: list[Any] = [cb.EvaluationLog(start_iteration=start, enabled=is_master)]
     # Early stopping before the checkpoint: a checkpoint then records the best round so far
-    # including its own, which a restart with no rounds left cuts the model to.
-    callbacks += _early_stopping(
-        plan, has_validation=dval is not None, finished_checkpoint=xgb_model if finished else None
+    # including its own, which a restart with no rounds left cuts the model to. A finished
+    # checkpoint that records no best round (its job trained without early stopping) has
+    # nothing to cut, and is kept as it is.
+    kept_as_is = (
+        finished and xgb_model is not None and "best_iteration" not in xgb_model.attributes()
     )
+    if not kept_as_is:
+        callbacks += _early_stopping(plan, has_validation=dval is not None)
     if checkpoint_dir is not None and is_master:
         callbacks.append(cb.SaveCheckpoint(checkpoint_dir, start_iteration=start))
     if hps.save_model_on_termination and is_master:
