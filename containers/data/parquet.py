@@ -143,6 +143,7 @@ def read_parquet_files(files: Sequence[Path]) -> Iterator[Batch]:
 STREAM_CHUNK_BYTES = 4 << 20
 _FILE_END = _MAGIC + _MAGIC  # a file's closing magic, then the next file's opening one
 _SMALLEST_FILE = 12  # opening magic, footer length, closing magic
+_TAIL_BYTES = len(_FILE_END) - 1  # what of a file end can come in the reads before
 
 
 class _ScratchFile:
@@ -157,37 +158,63 @@ class _ScratchFile:
         self._head = b""  # the first bytes, until the opening magic is confirmed
         self._tail = b""  # the last bytes: a closing + opening magic may straddle two reads
 
-    def feed(self, data: memoryview) -> tuple[int, bytes] | None:
-        """Append *data*; ``None`` when all of it belongs to this file.
+    def feed(self, chunk: bytes, start: int = 0) -> tuple[int, bytes] | None:
+        """Append ``chunk[start:]``; ``None`` when all of it belongs to this file.
 
         Where this file ends (a closing magic, then the next file's opening one, and the bytes
-        so far parse as parquet), the scratch file is cut there and ``(kept, carried)`` is
+        so far parse as parquet), the scratch file ends there and ``(kept, carried)`` is
         returned: the next file is *carried* (the part of its opening magic that came in
-        earlier reads), then ``data[kept:]``.
+        earlier reads), then ``chunk[kept:]``. The bytes are written only up to each place the
+        file may end before that place is checked, so each byte of the stream is written once
+        (writing all of ``chunk[start:]`` first would write the rest of a read again for every
+        small file in it).
         """
         assert self._handle is not None
         before = self.size
         if before < len(_MAGIC):
-            self._head += bytes(data[: len(_MAGIC) - before])
+            self._head += chunk[start : start + len(_MAGIC) - before]
             if not _MAGIC.startswith(self._head):
                 self.close()
                 raise self._not_parquet()
-        self._handle.write(data)
-        self.size += len(data)
-        searched = self._tail + bytes(data)
-        base = before - len(self._tail)  # the file offset of searched[0]
-        self._tail = searched[-(len(_FILE_END) - 1) :]
-        at = searched.find(_FILE_END)
-        while at >= 0:
-            end = base + at + len(_MAGIC)
+        for end in self._possible_ends(chunk, start):
+            self._write_up_to(end, chunk, start, before)
             if self._is_complete(end):
-                self._handle.truncate(end)
-                self.size = end
+                if end < self.size:  # it ended in an earlier read: cut what came after
+                    self._handle.truncate(end)
+                    self.size = end
                 if end < before:
-                    return 0, _MAGIC[: before - end]
-                return end - before, b""
-            at = searched.find(_FILE_END, at + 1)
+                    return start, _MAGIC[: before - end]
+                return start + end - before, b""
+        self._write_up_to(before + len(chunk) - start, chunk, start, before)
+        if len(chunk) - start >= _TAIL_BYTES:
+            self._tail = chunk[-_TAIL_BYTES:]
+        else:
+            self._tail = (self._tail + chunk[start:])[-_TAIL_BYTES:]
         return None
+
+    def _possible_ends(self, chunk: bytes, start: int) -> Iterator[int]:
+        """The file offsets, in order, after a closing magic that the next file's opening
+        magic follows: first where the two straddle the earlier reads and this one, then
+        inside ``chunk[start:]`` (overlapping ones included)."""
+        before = self.size
+        base = before - len(self._tail)  # the file offset of self._tail[0]
+        bridge = self._tail + chunk[start : start + _TAIL_BYTES]
+        at = bridge.find(_FILE_END)
+        while 0 <= at < len(self._tail):
+            yield base + at + len(_MAGIC)
+            at = bridge.find(_FILE_END, at + 1)
+        at = chunk.find(_FILE_END, start)
+        while at >= 0:
+            yield before + at - start + len(_MAGIC)
+            at = chunk.find(_FILE_END, at + 1)
+
+    def _write_up_to(self, end: int, chunk: bytes, start: int, before: int) -> None:
+        """Write the bytes of ``chunk[start:]`` (the file's bytes from offset *before* on)
+        that are not written yet, up to file offset *end*."""
+        assert self._handle is not None
+        if end > self.size:
+            self._handle.write(memoryview(chunk)[start + self.size - before : start + end - before])
+            self.size = end
 
     def finish(self, *, at_end_of_stream: bool) -> Path:
         """Close the scratch file; at the end of the stream it must hold a whole file."""
@@ -253,18 +280,21 @@ def _scratch_files(
     count = 0
     try:
         while chunk := stream.read(chunk_bytes):
-            data = memoryview(chunk)
-            while data:
+            start = 0
+            while start < len(chunk):
                 if current is None:
                     current = _ScratchFile(directory / f"{count}.parquet", offset, name)
                     count += 1
-                cut = current.feed(data)
+                cut = current.feed(chunk, start)
                 if cut is None:
                     break
-                kept, carried = cut
+                start, carried = cut
                 offset += current.size
-                data = memoryview(carried + bytes(data[kept:])) if carried else data[kept:]
                 finished, current = current.finish(at_end_of_stream=False), None
+                if carried:  # the next file began in an earlier read
+                    current = _ScratchFile(directory / f"{count}.parquet", offset, name)
+                    count += 1
+                    current.feed(carried)
                 yield finished
         if current is not None:
             finished, current = current.finish(at_end_of_stream=True), None

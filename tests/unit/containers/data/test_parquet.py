@@ -145,17 +145,23 @@ def test_a_pipe_is_streamed_through_scratch_files_never_read_whole(tmp_path: Pat
     assert list(scratch.iterdir()) == []
 
 
-def test_magic_bytes_inside_column_data_do_not_end_a_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunk_bytes", [1, 5, 4 << 20])
+@pytest.mark.parametrize("magics", [2, 3])
+def test_magic_bytes_inside_column_data_do_not_end_a_file(
+    tmp_path: Path, chunk_bytes: int, magics: int
+) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    # Two float32 values whose bytes are "PAR1" "PAR1", stored plain and uncompressed: the
-    # bytes of a file end and the next file's start, in the middle of the first file.
+    # Float32 values whose bytes are "PAR1" "PAR1" (and, overlapping, "PAR1" "PAR1" again),
+    # stored plain and uncompressed: the bytes of a file end and the next file's start, in
+    # the middle of the first file.
     (magic,) = struct.unpack("<f", b"PAR1")
-    values = np.array([1.0, magic, magic, 2.0], dtype=np.float32)
+    values = np.array([1.0, *[magic] * magics, 2.0], dtype=np.float32)
     path = tmp_path / "m.parquet"
+    labels = pa.array([float(i % 2) for i in range(len(values))], pa.float32())
     pq.write_table(
-        pa.table({"y": pa.array([0.0, 1.0, 0.0, 1.0], pa.float32()), "a": values, "b": values}),
+        pa.table({"y": labels, "a": values, "b": values}),
         path,
         compression="none",
         use_dictionary=False,
@@ -163,9 +169,41 @@ def test_magic_bytes_inside_column_data_do_not_end_a_file(tmp_path: Path) -> Non
     raw = path.read_bytes()
     assert 8 < raw.find(b"PAR1PAR1") < len(raw) - 8
     second = _parquet_files(tmp_path, (5,), cols=2)[0]
-    batches = list(read_parquet_stream(_Pipe(raw + second), scratch_dir=tmp_path / "s"))
-    assert [b.num_rows for b in batches] == [4, 5]
+    batches = list(
+        read_parquet_stream(
+            _Pipe(raw + second), scratch_dir=tmp_path / "s", chunk_bytes=chunk_bytes
+        )
+    )
+    assert [b.num_rows for b in batches] == [len(values), 5]
     np.testing.assert_array_equal(batches[0].features[:, 0], values)
+
+
+def _bytes_written_by_this_process() -> int:
+    """What this process has passed to write() so far (the kernel's count, all files)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("wchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no wchar in /proc/self/io")
+
+
+@pytest.mark.skipif(not Path("/proc/self/io").is_file(), reason="needs Linux's /proc/self/io")
+@pytest.mark.parametrize("chunk_bytes", [3, 4096, 4 << 20])
+def test_each_byte_of_a_pipe_is_written_to_scratch_once(tmp_path: Path, chunk_bytes: int) -> None:
+    # Many small files in one read: writing the whole rest of the read into each file before
+    # finding its end wrote the stream about a hundred times over.
+    parts = _parquet_files(tmp_path, tuple(range(5, 85)), cols=2)
+    stream = b"".join(parts)
+    pipe = _Pipe(stream)
+    before = _bytes_written_by_this_process()
+    rows = [
+        b.num_rows
+        for b in read_parquet_stream(pipe, scratch_dir=tmp_path / "s", chunk_bytes=chunk_bytes)
+    ]
+    written = _bytes_written_by_this_process() - before
+    assert rows == list(range(5, 85))
+    # At most the start of an opening magic (3 bytes) that came in the read before its file
+    # was found to end is written to both files.
+    assert len(stream) <= written <= len(stream) + 3 * len(parts)
 
 
 def test_a_pipe_that_is_not_parquet_or_is_truncated_is_refused(tmp_path: Path) -> None:
