@@ -19,7 +19,7 @@ sent. The app is built after the model is loaded, so no route checks readiness p
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -115,11 +115,11 @@ class ServingApp:
             try:
                 reply = self.invoke(self._target(environ), environ)
             except InferenceError as error:
-                return self._error(error, environ, start_response)
+                return self.error_response(error, environ, start_response)
             except Exception as exc:
                 log.exception("request %s: unexpected error", environ.get(REQUEST_ID))
                 internal = InferenceError(500, f"internal error: {type(exc).__name__}")
-                return self._error(internal, environ, start_response)
+                return self.error_response(internal, environ, start_response)
             body = reply.body
             if reply.status == 204:
                 start_response("204 No Content", [])
@@ -146,17 +146,18 @@ class ServingApp:
             try:
                 self.handler.ping(self._ping_model, self._ping_context)
             except InferenceError as error:
-                return self._error(error, environ, start_response)
+                return self.error_response(error, environ, start_response)
         start_response("200 OK", [("Content-Length", "0")])
         return [b""]
 
     def ping_app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        """A WSGI app answering ``GET``/``HEAD /ping`` only (404 otherwise), for a ping
-        listener or standby thread of its own."""
-        if environ.get("PATH_INFO") == "/ping" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+        """The WSGI app of a worker's ping socket (behind nginx, which sends it ``/ping``
+        only, with the client's method): :meth:`ping` for ``GET``/``HEAD``, else 405."""
+        method = environ.get("REQUEST_METHOD")
+        if method in ("GET", "HEAD"):
             return self.ping(environ, start_response)
-        error = InferenceError(404, "this socket answers GET /ping only")
-        return self._error(error, environ, start_response)
+        error = InferenceError(405, f"{method} is not allowed on /ping")
+        return self.error_response(error, environ, start_response, [("Allow", "GET, HEAD")])
 
     def _target(self, environ: dict[str, Any]) -> Predictor:
         if self.predictor is not None:
@@ -198,14 +199,21 @@ class ServingApp:
             body, environ.get("CONTENT_TYPE"), environ.get("HTTP_ACCEPT"), make_context
         )
 
-    def _error(
-        self, error: InferenceError, environ: dict[str, Any], start_response: StartResponse
+    def error_response(
+        self,
+        error: InferenceError,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> list[bytes]:
+        """Answer *error* as every route does (JSON body, logged with the request id)."""
         request_id = environ.get(REQUEST_ID)
         log_error(error, request_id)
         body = error_body(error, request_id)
         status = f"{error.status} {_phrase(error.status)}"
-        start_response(status, [("Content-Type", JSON), ("Content-Length", str(len(body)))])
+        start_response(
+            status, [("Content-Type", JSON), ("Content-Length", str(len(body))), *headers]
+        )
         return [body]
 
 

@@ -31,7 +31,6 @@ import contextlib
 import io
 import logging
 import os
-import select
 import selectors
 import socket
 import sys
@@ -87,11 +86,19 @@ class Watchdog:
     :attr:`before_answer` (given the request's socket) runs first: the server uses it to stop
     listening and close its idle connections, so that nginx drops them before the 504 even
     reaches the client - and never sends the client's next request down one of them.
+    *clock* gives the time the deadlines are counted in (``time.monotonic``).
     """
 
-    def __init__(self, timeout: float, *, exit_process: Callable[[int], None] = os._exit) -> None:
+    def __init__(
+        self,
+        timeout: float,
+        *,
+        exit_process: Callable[[int], None] = os._exit,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.timeout = timeout
         self._exit = exit_process
+        self._clock = clock
         self.before_answer: Callable[[socket.socket], None] | None = None
         self._lock = threading.Lock()
         self._deadline: float | None = None
@@ -108,7 +115,7 @@ class Watchdog:
     ) -> None:
         self._sock, self._request_id, self._what = sock, request_id, what
         self._streaming = streaming
-        self._deadline = time.monotonic() + self.timeout
+        self._deadline = self._clock() + self.timeout
 
     def disarm(self) -> bool:
         with self._lock:
@@ -138,10 +145,13 @@ class Watchdog:
         while True:
             time.sleep(interval)
             deadline = self._deadline
-            if deadline is None or time.monotonic() < deadline:
+            if deadline is None or self._clock() < deadline:
                 continue
             with self._lock:
-                if self._deadline is None or self._sock is None:
+                # Looked at again under the lock: the serving thread may have disarmed and
+                # armed again (the next request, the next chunk) since the look above.
+                deadline = self._deadline
+                if deadline is None or self._sock is None or self._clock() < deadline:
                     continue
                 self.fired = True
                 if self.before_answer is not None:
@@ -223,6 +233,14 @@ class Connection:
         self.peer = peer
         self.buf = b""
 
+    def handed_over(self) -> Connection:
+        """The same connection as a new object, for watching it again after another thread
+        held it: a readiness event the serving thread fetched before the hand-over names the
+        old object, and is thereby known to be stale (the serving loop checks identity)."""
+        conn = Connection(self.sock, self.peer)
+        conn.buf = self.buf
+        return conn
+
 
 def accept(listener: socket.socket) -> Connection | None:
     """A new connection from *listener* (non-blocking), None when another process or thread
@@ -282,10 +300,13 @@ class HttpServer:
         self._conns: dict[int, Connection] = {}
         self._listeners: list[socket.socket] = []
         self._alive: Callable[[], bool] = lambda: True
-        # Connections another thread hands back (give_back), and the pipe that wakes the loop.
+        # Connections another thread hands back (give_back), and the pipe that wakes the loop;
+        # the lock keeps give_back from writing to the pipe while serve() closes it, and from
+        # queueing a connection nobody will adopt once serve() has ended.
         self._returned: deque[Connection] = deque()
-        self._takes = 0
         self._returned_pipe: tuple[int, int] | None = None
+        self._returned_lock = threading.Lock()
+        self._ended = False
 
     # -- the loop ---------------------------------------------------------------------------
     def serve(
@@ -309,14 +330,15 @@ class HttpServer:
         returned_r, returned_w = os.pipe()
         os.set_blocking(returned_w, False)
         selector.register(returned_r, selectors.EVENT_READ, _RETURNED)
-        self._returned_pipe = (returned_r, returned_w)
-        if self._returned:  # handed back before the loop started
-            os.write(returned_w, b"\0")
+        with self._returned_lock:
+            self._returned_pipe = (returned_r, returned_w)
+            self._ended = False
+            if self._returned:  # handed back before the loop started
+                os.write(returned_w, b"\0")
         last_tick = 0.0
         try:
             while alive():
                 events = selector.select(1.0)
-                takes = self._takes
                 now = time.monotonic()
                 if now - last_tick >= 1.0:
                     self.tick()
@@ -329,13 +351,11 @@ class HttpServer:
                             os.read(key.fd, 4096)
                     elif key.data is _RETURNED:
                         self._adopt_returned(key.fd)
-                    elif (
-                        (conn := self._conns.get(key.fd)) is key.data
-                        and conn is not None
-                        and (self._takes == takes or _readable_now(conn.sock))
-                    ):
-                        # (An event may be stale when another thread took connections while
-                        # this one was in the app: a recv would then wait for the timeout.)
+                    elif (conn := self._conns.get(key.fd)) is key.data and conn is not None:
+                        # An event is stale when another thread took its connection while this
+                        # one was in the app (a recv would then wait for the timeout): a taken
+                        # connection is out of _conns, and one watched again is a new object
+                        # (Connection.handed_over). Level-triggered: a fresh event follows.
                         self._readable(conn)
                     if not alive():
                         break
@@ -345,13 +365,17 @@ class HttpServer:
             if wakeup_fd is not None:
                 selector.unregister(wakeup_fd)
             selector.unregister(returned_r)
-            self._returned_pipe = None
-            os.close(returned_r)
-            os.close(returned_w)
+            with self._returned_lock:
+                self._returned_pipe = None
+                self._ended = True
+                os.close(returned_r)
+                os.close(returned_w)
+                late = list(self._returned)
+                self._returned.clear()
             for conn in list(self._conns.values()):
                 self._close(conn)
-            while self._returned:
-                self._returned.popleft().sock.close()
+            for conn in late:
+                conn.sock.close()
             selector.close()
 
     def _accept(self, listener: socket.socket) -> None:
@@ -375,9 +399,9 @@ class HttpServer:
         return [conn for conn in self._conns.values() if conn.sock is not busy]
 
     def take(self, conn: Connection) -> None:
-        """Stop watching *conn*: the caller's thread owns it until :meth:`give_back`. Only
-        while the serving thread is in the app (:meth:`Watchdog.while_busy`)."""
-        self._takes += 1
+        """Stop watching *conn*: the caller's thread owns it until :meth:`give_back` or
+        :meth:`rewatch`. Only while the serving thread is in the app
+        (:meth:`Watchdog.while_busy`)."""
         self._conns.pop(conn.sock.fileno(), None)
         if self._selector is not None:
             with contextlib.suppress(KeyError, ValueError):
@@ -386,17 +410,21 @@ class HttpServer:
     def rewatch(self, conn: Connection) -> None:
         """Watch a taken *conn* again, with nothing in its buffer. Only while the serving
         thread is in the app (:meth:`Watchdog.while_busy`)."""
-        self._watch(conn)
+        self._watch(conn.handed_over())
 
     def give_back(self, conn: Connection) -> None:
         """Hand *conn* (taken, or accepted by another thread) to the serving thread, which
-        answers what is in its buffer, then watches it. Any thread, any time."""
+        answers what is in its buffer, then watches it; closed when the server has stopped.
+        Any thread, any time."""
         conn.sock.settimeout(READ_TIMEOUT)
-        self._returned.append(conn)
-        pipe = self._returned_pipe
-        if pipe is not None:
-            with contextlib.suppress(OSError):  # full (a wake-up is pending) or just closed
-                os.write(pipe[1], b"\0")
+        with self._returned_lock:
+            if self._ended:
+                conn.sock.close()
+                return
+            self._returned.append(conn.handed_over())
+            if self._returned_pipe is not None:
+                with contextlib.suppress(BlockingIOError):  # full: a wake-up is pending
+                    os.write(self._returned_pipe[1], b"\0")
 
     def _adopt_returned(self, fd: int) -> None:
         with contextlib.suppress(OSError):
@@ -452,43 +480,35 @@ class HttpServer:
 
     def answer_pings(self, conn: Connection) -> bool:
         """Answer, with this server's app, the body-less ``GET``/``HEAD /ping`` requests at
-        the start of *conn*'s buffer, up to the first other or incomplete request (left in the
-        buffer); False when the connection is to be closed.
+        the start of *conn*'s buffer, up to the first other, incomplete or malformed request
+        (left in the buffer); False when the connection is to be closed.
 
         For a thread beside the serving one (:mod:`.ping_standby`): nothing else is read."""
+        return self._handle_buffered(conn, pings_only=True)
+
+    # -- one request --------------------------------------------------------------------------
+    def _handle_buffered(self, conn: Connection, *, pings_only: bool = False) -> bool:
+        """Answer every complete request in the buffer (*pings_only*: see
+        :meth:`answer_pings`); False when the connection must close."""
         while conn.buf:
             end = conn.buf.find(b"\r\n\r\n")
-            if end < 0 or end > MAX_HEAD:
-                return True
+            if end < 0 and len(conn.buf) <= MAX_HEAD:
+                return True  # wait for the rest of the head
             try:
-                environ, keep_alive, length, chunked, _ = self._parse_head(conn, end)
+                if end < 0 or end > MAX_HEAD:
+                    raise HttpError(InferenceError(431, "request head larger than 64 KiB"))
+                environ, keep_alive, length, chunked, expect = self._parse_head(conn, end)
             except HttpError:
-                return True  # the serving thread answers it
-            if (
+                if pings_only:
+                    return True  # the serving thread answers it
+                raise
+            if pings_only and (
                 environ["PATH_INFO"] != "/ping"
                 or environ["REQUEST_METHOD"] not in ("GET", "HEAD")
                 or length
                 or chunked
             ):
                 return True
-            conn.buf = conn.buf[end + 4 :]
-            environ["wsgi.input"] = io.BytesIO(b"")
-            if not self._respond(conn, environ, keep_alive):
-                return False
-        return True
-
-    # -- one request --------------------------------------------------------------------------
-    def _handle_buffered(self, conn: Connection) -> bool:
-        """Answer every complete request in the buffer; False when the connection must close."""
-        while conn.buf:
-            end = conn.buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(conn.buf) > MAX_HEAD:
-                    raise HttpError(InferenceError(431, "request head larger than 64 KiB"))
-                return True  # wait for the rest of the head
-            if end > MAX_HEAD:
-                raise HttpError(InferenceError(431, "request head larger than 64 KiB"))
-            environ, keep_alive, length, chunked, expect = self._parse_head(conn, end)
             conn.buf = conn.buf[end + 4 :]
             body: bytes | bytearray
             if chunked:
@@ -804,13 +824,6 @@ class HttpServer:
 
 #: Statuses whose responses never have a body, nor a Content-Length or Transfer-Encoding.
 _BODYLESS = frozenset({"204", "304"})
-
-
-def _readable_now(sock: Any) -> bool:
-    try:
-        return bool(select.select([sock], [], [], 0)[0])
-    except (OSError, ValueError):
-        return False
 
 
 def _late() -> InferenceError:

@@ -9,10 +9,22 @@ only while that worker's serving thread has been in the app for :data:`GRACE` se
 - its idle kept-alive connections that become readable are taken over; body-less
   ``GET``/``HEAD /ping`` requests at the front are answered (readiness, the user's
   ``ping_fn``), and the connection is handed back with anything else it holds;
-- a new connection on the shared listener is accepted only when it has waited there
-  :data:`HOLD` seconds - an idle sibling worker would have taken it within microseconds, so
-  it is a sign that every worker is busy. It too is answered if it is a ping and handed over
-  otherwise (that request then waits for this worker, as it would have waited for any).
+- a new connection on the shared listener is accepted only when the listener's backlog has
+  held one at every probe for :data:`HOLD` seconds - an idle sibling worker takes a new
+  connection within microseconds, so a backlog that stays non-empty is a sign that every
+  worker is busy. It too is answered if it is a ping and handed over otherwise (that request
+  then waits for this worker, as it would have waited for any).
+
+The standby never waits on the listener: it would wake for every arriving connection and race
+an idle sibling to accept it (and, with ``predict_fn`` releasing the interpreter lock, often
+win, leaving that request to wait behind the long prediction). It waits on its idle
+connections only, and probes the listener with a zero timeout once per look (every
+:data:`POLL`); a probe that finds the backlog empty restarts that listener's clock. How long a
+connection has waited is not known to anybody but the kernel (``accept()`` does not tell), so
+the rule approximates it: two probes :data:`POLL` apart practically never both find a
+connection an idle sibling takes at once, but when the siblings take connections late (each
+saturated with short requests), the backlog may stay non-empty with ever new connections, and
+the standby then takes one that may have just arrived.
 
 The serving thread pays nothing for this per request: the standby polls the watchdog's record
 of the app call in progress (:meth:`.Watchdog.busy_since`), and every hand-over happens under
@@ -26,7 +38,7 @@ import logging
 import select
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from .httpd import MAX_HEAD, READ_TIMEOUT, Connection, HttpServer, Watchdog, accept
 
@@ -35,12 +47,16 @@ log = logging.getLogger(__name__)
 #: Seconds the serving thread is in the app before the standby steps in (shorter calls: a
 #: ping just waits for them).
 GRACE = 0.25
-#: Seconds between the standby's looks at the serving thread.
+#: Seconds the standby waits for its idle connections per look, and so between its probes of
+#: the listeners.
 POLL = 0.1
-#: Seconds a new connection waits on the shared listener before the standby takes it.
+#: Seconds a listener's backlog must stay non-empty (at every probe) before the standby takes
+#: a connection from it.
 HOLD = 0.1
 #: Seconds the standby waits for the rest of a request head it started reading.
 HEAD_WAIT = 0.5
+
+_READABLE = select.POLLIN | select.POLLHUP | select.POLLERR
 
 
 class PingStandby:
@@ -61,7 +77,8 @@ class PingStandby:
         self.watchdog = watchdog
         self.pinger = pinger
         self.alive = alive
-        self._backlog_since: float | None = None
+        # listener fd -> when a probe first found its backlog non-empty (since the last empty)
+        self._backlog_since: dict[int, float] = {}
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self._run, name="ping-standby", daemon=True)
@@ -70,48 +87,66 @@ class PingStandby:
 
     def _run(self) -> None:
         while self.alive():
-            time.sleep(POLL)
             since = self.watchdog.busy_since()
             if since is None or time.monotonic() - since < GRACE:
-                self._backlog_since = None
+                self._backlog_since.clear()
+                time.sleep(POLL)
                 continue
             try:
-                self._step(since)
+                looked = self._step(since)  # waits up to POLL
             except Exception:  # never let a bug here end the thread silently
                 log.exception("answering /ping beside a busy worker failed")
+                looked = False
+            if not looked:
+                time.sleep(POLL)
 
-    def _step(self, since: float) -> None:
+    def _step(self, since: float) -> bool:
+        """One look: wait up to :data:`POLL` for the idle connections, probe the listeners,
+        take what is due and answer its pings. False when the app call that started at
+        *since* was over (or answered by the watchdog) before the look began."""
         with self.watchdog.while_busy(since) as busy:
             if busy is None:
-                return
-            idle = {conn.sock: conn for conn in self.server.idle_connections(busy)}
-            listeners = self.server.listeners
-        try:
-            readable, _, _ = select.select([*idle, *listeners], [], [], POLL)
-        except (OSError, ValueError):
-            return  # a connection closed meanwhile: the app call is over
-        waiting = [sock for sock in readable if sock in listeners]
-        now = time.monotonic()
-        if not waiting:
-            self._backlog_since = None
-        elif self._backlog_since is None:
-            self._backlog_since = now
+                return False
+            idle = {conn.sock.fileno(): conn for conn in self.server.idle_connections(busy)}
+            listeners = {sock.fileno(): sock for sock in self.server.listeners}
+        ready = _readable(idle, POLL)
+        due = self._due(_readable(listeners, 0))
         taken: list[Connection] = []
         with self.watchdog.while_busy(since) as busy:
             if busy is None:
-                return
-            for sock in readable:
-                if sock in idle:
-                    self.server.take(idle[sock])
-                    taken.append(idle[sock])
-            if waiting and self._backlog_since is not None and now - self._backlog_since >= HOLD:
-                self._backlog_since = None
-                for listener in waiting:
-                    conn = accept(listener)
-                    if conn is not None:
-                        taken.append(conn)
-        for conn in taken:
-            self._serve(conn, since)
+                return True
+            for fd in ready:
+                self.server.take(idle[fd])
+                taken.append(idle[fd])
+            for fd in due:
+                conn = accept(listeners[fd])
+                if conn is not None:
+                    taken.append(conn)
+        for index, conn in enumerate(taken):
+            try:
+                self._serve(conn, since)
+            except BaseException:
+                # Its state is unknown: closed; the others go to the serving thread unread.
+                conn.sock.close()
+                for rest in taken[index + 1 :]:
+                    self.server.give_back(rest)
+                raise
+        return True
+
+    def _due(self, waiting: list[int]) -> list[int]:
+        """The listeners (of *waiting*, those a probe just found a connection on) whose
+        backlog every probe has found non-empty for :data:`HOLD` seconds; the others' clocks
+        restart."""
+        now = time.monotonic()
+        for fd in [fd for fd in self._backlog_since if fd not in waiting]:
+            del self._backlog_since[fd]
+        due = []
+        for fd in waiting:
+            first = self._backlog_since.setdefault(fd, now)
+            if now - first >= HOLD:
+                due.append(fd)
+                del self._backlog_since[fd]  # the next connection is timed afresh
+        return due
 
     def _serve(self, conn: Connection, since: float) -> None:
         """Answer the pings *conn* starts with; hand it back to the serving thread."""
@@ -153,3 +188,12 @@ class PingStandby:
                 return False
             conn.buf += data
         return True
+
+
+def _readable(fds: Iterable[int], timeout: float) -> list[int]:
+    """The *fds* readable (or at end of file) within *timeout* seconds. ``poll``, since
+    ``select`` refuses descriptors from 1024 on."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    return [fd for fd, events in poller.poll(timeout * 1000) if events & _READABLE]

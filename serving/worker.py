@@ -40,9 +40,9 @@ from gunicorn.workers.base import Worker
 
 from sagedock.toolkit.errors import SagedockError
 
-from .errors import ServiceUnavailable, error_body
+from .errors import ServiceUnavailable
 from .handler import DEFAULT_PROGRAM, CodeLocation, Handler, build_handler
-from .httpd import HttpServer, Watchdog, WSGIApp, error_head_and_body, new_request_id
+from .httpd import HttpServer, Watchdog, error_head_and_body, new_request_id
 from .ping_standby import PingStandby
 from .runtime import Runtime
 
@@ -52,6 +52,17 @@ log = logging.getLogger(__name__)
 WORKER_BOOT_ERROR = 3
 SOCKET_BACKLOG = 2048
 PING_BACKLOG = 64
+
+
+def _bind_unix(path: Path, backlog: int) -> socket.socket:
+    """A unix socket listening at *path* (a stale file there is replaced), open to every
+    user: nginx's workers may run as another one (www-data when we are root)."""
+    path.unlink(missing_ok=True)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    path.chmod(0o666)
+    listener.listen(backlog)
+    return listener
 
 
 def code_location(runtime: Runtime) -> CodeLocation | None:
@@ -213,14 +224,7 @@ class ServingWorker(Worker):  # type: ignore[misc]
         for inherited in self.sockets:
             with contextlib.suppress(OSError):
                 inherited.close()
-        path = runtime.worker_socket(self.slot)
-        path.unlink(missing_ok=True)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(str(path))
-        # nginx's workers may run as another user (www-data when we are root).
-        Path(path).chmod(0o666)
-        listener.listen(SOCKET_BACKLOG)
-        return [listener]
+        return [_bind_unix(runtime.worker_socket(self.slot), SOCKET_BACKLOG)]
 
     def run(self) -> None:
         runtime = self.runtime
@@ -244,12 +248,13 @@ class ServingWorker(Worker):  # type: ignore[misc]
             server.abandon(keep)
 
         watchdog.before_answer = before_504
+        ping_listener = None
         if runtime.nginx:
             if self.handler.ping_fn is not None:
-                self._serve_pings()
+                ping_listener = self._serve_pings()
         else:
             pinger = HttpServer(
-                self.wsgi.ping_app,
+                self.wsgi.ping,
                 max_body=None,
                 server_port=str(settings.port),
                 access_log=settings.access_log,
@@ -270,33 +275,24 @@ class ServingWorker(Worker):  # type: ignore[misc]
                 runtime.ping_socket(self.slot).unlink(missing_ok=True)
                 for listener in listeners:
                     listener.close()
+                if ping_listener is not None:
+                    ping_listener.close()
 
-    def _serve_pings(self) -> None:
+    def _serve_pings(self) -> socket.socket:
         """Behind nginx, with a ``ping_fn``: answer ``/ping`` on this worker's ping socket
-        from a thread of its own. 503 until every worker has loaded the model, as nginx
-        answers without a ``ping_fn``."""
+        from a thread of its own (its listener returned). 503 until every worker has loaded
+        the model, as nginx answers without a ``ping_fn``."""
         runtime = self.runtime
         app = self.wsgi
         not_ready = ServiceUnavailable("the model is not loaded in every worker yet")
 
         def ping_app(environ: dict[str, Any], start_response: Any) -> Any:
             if not runtime.any_ready():
-                body = error_body(not_ready, environ.get("HTTP_X_REQUEST_ID"))
-                start_response(
-                    "503 Service Unavailable",
-                    [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
-                )
-                return [body]
+                return app.error_response(not_ready, environ, start_response)
             return app.ping_app(environ, start_response)
 
-        path = runtime.ping_socket(self.slot)
-        path.unlink(missing_ok=True)
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        listener.bind(str(path))
-        Path(path).chmod(0o666)  # nginx's workers may run as another user
-        listener.listen(PING_BACKLOG)
-        pings: WSGIApp = ping_app
-        pinger = HttpServer(pings, max_body=0, server_port=str(runtime.settings.port))
+        listener = _bind_unix(runtime.ping_socket(self.slot), PING_BACKLOG)
+        pinger = HttpServer(ping_app, max_body=0, server_port=str(runtime.settings.port))
         thread = threading.Thread(
             target=pinger.serve,
             args=([listener], lambda: self.alive),
@@ -304,6 +300,7 @@ class ServingWorker(Worker):  # type: ignore[misc]
             daemon=True,
         )
         thread.start()
+        return listener
 
     def _tick(self) -> None:
         self.notify()

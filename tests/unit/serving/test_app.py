@@ -103,6 +103,24 @@ def test_ping_and_execution_parameters(tmp_path: Path) -> None:
     assert sick.status_code == 503
 
 
+def test_the_ping_sockets_app_answers_get_and_head_and_405_for_other_methods(
+    tmp_path: Path,
+) -> None:
+    # nginx sends a worker's ping socket /ping only, with the client's method.
+    h = handler(ping_fn=lambda: True)
+    pings = Client(create_app(SETTINGS, h, predictor=h.load(tmp_path)).ping_app)
+    assert pings.get("/ping").status_code == 200
+    assert pings.head("/ping").status_code == 200
+    refused = pings.post("/ping", headers={"X-Request-Id": "r-2"})
+    assert refused.status_code == 405 and refused.headers["Allow"] == "GET, HEAD"
+    assert refused.json == {
+        "code": 405,
+        "type": "MethodNotAllowed",
+        "message": "POST is not allowed on /ping",
+        "request_id": "r-2",
+    }
+
+
 def test_ping_fn_and_execution_parameters_fn_get_a_context(tmp_path: Path) -> None:
     seen: dict[str, Any] = {}
 

@@ -291,3 +291,45 @@ def test_busy_since_identifies_the_app_call_in_progress() -> None:
     assert watchdog.disarm() is True
     with watchdog.while_busy(since) as busy:
         assert busy is None  # that call is over
+
+
+class ReArmingClock:
+    """A clock the test sets, which - the first time the watchdog's thread reads it - moves
+    past the current deadline and has the serving thread's next arm happen right then: the
+    disarm and arm that can fall between the watchdog's look at the deadline and its lock."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.between: Callable[[], None] | None = None
+
+    def __call__(self) -> float:
+        between, self.between = self.between, None
+        if between is not None and threading.current_thread().name == "request-watchdog":
+            between()
+        elif between is not None:
+            self.between = between  # not the watchdog's read: keep waiting for it
+        return self.now
+
+
+def test_a_watchdog_never_fires_on_the_arm_that_came_after_the_expired_one() -> None:
+    exits: list[int] = []
+    ours, client = socket.socketpair()
+    client.settimeout(0.5)
+    clock = ReArmingClock()
+    watchdog = Watchdog(1.0, exit_process=exits.append, clock=clock)
+    watchdog.arm(ours, "req-1", "POST /invocations")  # deadline 1.0
+    rearmed = threading.Event()
+
+    def next_request() -> None:
+        clock.now = 2.0  # past the first deadline
+        assert watchdog.disarm() is True
+        watchdog.arm(ours, "req-2", "POST /invocations")  # deadline 3.0: not passed
+        rearmed.set()
+
+    clock.between = next_request
+    assert rearmed.wait(5)
+    time.sleep(0.3)  # a few more of the watchdog's looks
+    assert exits == [] and not watchdog.fired
+    with pytest.raises(TimeoutError):
+        client.recv(65536)  # no 504 went down the connection of the next request
+    assert watchdog.disarm() is True
