@@ -23,6 +23,7 @@ A hook answers ``204 No Content`` by returning :data:`NO_CONTENT` (from ``input_
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -72,8 +73,13 @@ HOOK_ARGS: Mapping[str, tuple[str, ...]] = MappingProxyType(
     }
 )
 PIPELINE = ("input_fn", "predict_fn", "output_fn")
-#: Hooks that may also be defined with fewer arguments (``ping_fn()``).
-OPTIONAL_ARGS = frozenset({"ping_fn", "execution_parameters_fn"})
+#: Functions of the user module that framework defaults call rather than the handler
+#: (:attr:`FrameworkDefaults.uses`), with the positional arguments they get, as for hooks.
+DEFAULTS_FUNCTIONS: Mapping[str, tuple[str, ...]] = MappingProxyType(
+    {"build_model": ("model_dir",)}
+)
+#: Hooks that may also be defined with fewer arguments (``ping_fn()``, ``build_model()``).
+OPTIONAL_ARGS = frozenset({"ping_fn", "execution_parameters_fn", "build_model"})
 
 Hook = Callable[..., Any]
 
@@ -194,13 +200,15 @@ def _gpu_count() -> int:
 # -- binding hooks once -------------------------------------------------------------------------
 def bind_hook(fn: Hook, name: str, source: str) -> Hook:
     """*fn* as a callable always called ``f(*HOOK_ARGS[name], context)``, dropping ``context``
-    (or leading arguments, for ``ping_fn()``) when *fn* does not take it.
+    (or leading arguments, for ``ping_fn()``) when *fn* does not take it. *name* may also be
+    one of :data:`DEFAULTS_FUNCTIONS`.
 
     :raises UserError: the signature cannot take sagedock's arguments; the message names the
         hook, where it came from, and what it must look like.
     """
-    base = len(HOOK_ARGS[name])
-    expected = f"{name}({', '.join((*HOOK_ARGS[name], '[context]'))})"
+    args = HOOK_ARGS[name] if name in HOOK_ARGS else DEFAULTS_FUNCTIONS[name]
+    base = len(args)
+    expected = f"{name}({', '.join((*args, '[context]'))})"
     try:
         signature = inspect.signature(fn)
     except (TypeError, ValueError):
@@ -241,12 +249,14 @@ def bind_hook(fn: Hook, name: str, source: str) -> Hook:
 # -- layers of hooks ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class HookLayer:
-    """The hooks one source defines (a module, an algorithm, a framework), named for logs."""
+    """The hooks one source defines (a module, an algorithm, a framework), named for logs;
+    *module* is the module they come from, if any (for :attr:`FrameworkDefaults.uses`)."""
 
     source: str
     hooks: Mapping[str, Hook]
     default_content_type: str | None = None
     default_accept: str | None = None
+    module: ModuleType | None = None
 
     @classmethod
     def from_module(cls, module: ModuleType, source: str) -> HookLayer:
@@ -260,6 +270,7 @@ class HookLayer:
             MappingProxyType(hooks),
             getattr(module, "default_content_type", None),
             getattr(module, "default_accept", None),
+            module,
         )
         layer.check()
         return layer
@@ -284,11 +295,16 @@ class FrameworkDefaults:
         model.
     :param hooks: usually ``model_fn`` and ``predict_fn``; may add ``input_fn`` etc. Like
         every loading hook, ``model_fn`` gets ``model_dir`` as a ``str``.
+    :param uses: functions of the user module (:data:`DEFAULTS_FUNCTIONS`) that ``model_fn``
+        needs (torch-pickle's ``build_model``): the handler gives each to ``model_fn`` as a
+        keyword argument, ``(function, source)`` from the first layer whose module defines
+        it, or None. Calling it through :func:`bind_hook` checks its signature.
     """
 
     name: str
     detect: Callable[[Path], bool]
     hooks: Mapping[str, Hook]
+    uses: tuple[str, ...] = ()
 
 
 class DefaultsRegistry:
@@ -307,6 +323,12 @@ class DefaultsRegistry:
         unknown = set(defaults.hooks) - set(HOOK_ARGS)
         if unknown:
             raise ValueError(f"framework defaults {defaults.name!r}: unknown hooks {unknown}")
+        unknown = set(defaults.uses) - set(DEFAULTS_FUNCTIONS)
+        if unknown or (defaults.uses and "model_fn" not in defaults.hooks):
+            raise ValueError(
+                f"framework defaults {defaults.name!r}: uses {sorted(defaults.uses)} needs a "
+                f"model_fn and names from {sorted(DEFAULTS_FUNCTIONS)}"
+            )
         self._defaults[defaults.name] = defaults
         return defaults
 
@@ -516,7 +538,7 @@ class Handler:
         layers = list(self.layers)
         frameworks = self.frameworks.matching(model_dir) if model_dir.is_dir() else []
         if len(frameworks) == 1:
-            layers.append(HookLayer(f"{frameworks[0].name} defaults", frameworks[0].hooks))
+            layers.append(self._defaults_layer(frameworks[0]))
         elif len(frameworks) > 1:
             log.info(
                 "%s looks like a model of several frameworks (%s): no framework defaults",
@@ -537,6 +559,20 @@ class Handler:
             for name in PIPELINE:
                 chosen.pop(name, None)
         return chosen
+
+    def _defaults_layer(self, defaults: FrameworkDefaults) -> HookLayer:
+        hooks = dict(defaults.hooks)
+        if defaults.uses:
+            given = {name: self._user_function(name) for name in defaults.uses}
+            hooks["model_fn"] = functools.partial(hooks["model_fn"], **given)
+        return HookLayer(f"{defaults.name} defaults", MappingProxyType(hooks))
+
+    def _user_function(self, name: str) -> tuple[Hook, str] | None:
+        for layer in self.layers:
+            fn = getattr(layer.module, name, None) if layer.module is not None else None
+            if callable(fn):
+                return fn, layer.source
+        return None
 
     def load(self, model_dir: Path, model_name: str | None = None) -> Predictor:
         """Run ``pre_model_fn``, ``model_fn`` and ``model_warmup_fn`` for *model_dir*; the

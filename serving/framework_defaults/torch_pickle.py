@@ -5,8 +5,11 @@
   tensors) is served when the user module (``code/inference.py``, or the module
   ``SAGEMAKER_PROGRAM`` names) defines ``build_model()`` returning the untrained
   ``nn.Module``: the default ``model_fn`` builds it, loads the state dict strictly (every key
-  and shape must match) and puts it in eval mode. ``build_model`` may take ``model_dir`` (a
-  ``str``) to read the architecture's settings saved beside the weights. The file is read
+  and shape must match) and puts it in eval mode. The handler gives ``model_fn`` the module's
+  ``build_model`` (:attr:`~sagedock.serving.handler.FrameworkDefaults.uses`), which is called
+  as a hook is: ``build_model()``, ``build_model(model_dir)`` (a ``str``, to read the
+  architecture's settings saved beside the weights) or ``build_model(model_dir, context)`` -
+  its first positional parameter, if any, gets ``model_dir``. The file is read
   with ``weights_only=True``, which unpickles only tensors and plain containers. Without
   ``build_model`` the model cannot be built, and ``model_fn`` fails saying what to add;
 - a whole pickled ``nn.Module`` (``torch.save(model, path)``) is loaded with its code directory
@@ -20,23 +23,19 @@ Both are run under ``torch.no_grad()`` by the TorchScript ``predict_fn``.
 
 from __future__ import annotations
 
-import inspect
-import os
 import pickle
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from sagedock.toolkit.errors import UserError
 
-from ..handler import DEFAULT_PROGRAM, FrameworkDefaults
+from ..handler import FrameworkDefaults, Hook, InferenceContext, bind_hook
 from .torchscript import SUFFIXES, archive_names, is_torchscript, predict_fn
 
 #: The function of the user module that builds the architecture a state dict is loaded into.
 FACTORY = "build_model"
-PROGRAM_ENV = "SAGEMAKER_PROGRAM"
 
 
 def pickle_file(model_dir: Path) -> Path | None:
@@ -51,13 +50,6 @@ def pickle_file(model_dir: Path) -> Path | None:
 
 def detect(model_dir: Path) -> bool:
     return pickle_file(model_dir) is not None
-
-
-def user_module() -> ModuleType | None:
-    """The user module the handler imported (``SAGEMAKER_PROGRAM``, else ``inference.py``),
-    if it was imported: the handler registers it in ``sys.modules`` under its name."""
-    program = os.environ.get(PROGRAM_ENV, "").strip() or DEFAULT_PROGRAM
-    return sys.modules.get(program.removesuffix(".py"))
 
 
 def is_state_dict(obj: Any) -> bool:
@@ -82,40 +74,30 @@ def _weights_only(path: Path) -> tuple[bool, Any]:
         return False, None
 
 
-def _factory(module: ModuleType | None) -> Any:
-    factory = getattr(module, FACTORY, None) if module is not None else None
-    return factory if callable(factory) else None
-
-
-def _build(factory: Any, model_dir: Path, where: str) -> Any:
+def _from_state_dict(
+    path: Path,
+    state: Mapping[str, Any],
+    model_dir: Path,
+    context: InferenceContext | None,
+    build_model: tuple[Hook, str] | None,
+) -> Any:
     import torch
 
-    takes_dir = any(
-        p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        for p in inspect.signature(factory).parameters.values()
-    )
-    model = factory(str(model_dir)) if takes_dir else factory()
+    if build_model is None:
+        raise UserError(
+            f"{path.name} holds a state dict (parameter tensors only), and serving it needs the "
+            f"model's architecture: define {FACTORY}() in code/inference.py (or in the module "
+            "SAGEMAKER_PROGRAM names) returning the untrained torch.nn.Module, and the default "
+            "model_fn loads the state dict into it; or write model_fn in code/inference.py "
+            "yourself, or save the model with torch.jit.script(model).save('model.pt')"
+        )
+    factory, where = build_model
+    model = bind_hook(factory, FACTORY, where)(str(model_dir), context)
     if not isinstance(model, torch.nn.Module):
         raise UserError(
             f"{FACTORY}() in {where} returned a {type(model).__name__}; it must return the "
             "torch.nn.Module whose state dict was saved"
         )
-    return model
-
-
-def _from_state_dict(path: Path, state: Mapping[str, Any], model_dir: Path) -> Any:
-    module = user_module()
-    factory = _factory(module)
-    if factory is None:
-        raise UserError(
-            f"{path.name} holds a state dict (parameter tensors only), and serving it needs the "
-            f"model's architecture: define {FACTORY}() in code/inference.py (or in the module "
-            f"{PROGRAM_ENV} names) returning the untrained torch.nn.Module, and the default "
-            "model_fn loads the state dict into it; or write model_fn in code/inference.py "
-            "yourself, or save the model with torch.jit.script(model).save('model.pt')"
-        )
-    where = str(getattr(module, "__file__", None) or "the user module")
-    model = _build(factory, model_dir, where)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
@@ -127,7 +109,14 @@ def _from_state_dict(path: Path, state: Mapping[str, Any], model_dir: Path) -> A
     return model
 
 
-def model_fn(model_dir: str | Path) -> Any:
+def model_fn(
+    model_dir: str | Path,
+    context: InferenceContext | None = None,
+    *,
+    build_model: tuple[Hook, str] | None = None,
+) -> Any:
+    """Load the model; *build_model* is the user module's (and where it is defined), which
+    the handler gives (:data:`DEFAULTS`' ``uses``)."""
     import torch
 
     model_dir = Path(model_dir)
@@ -136,8 +125,8 @@ def model_fn(model_dir: str | Path) -> Any:
         raise UserError(f"no torch.save file ({', '.join(SUFFIXES)}) in {model_dir}")
     plain, obj = _weights_only(path)
     if plain and is_state_dict(obj):
-        return _from_state_dict(path, obj, model_dir)
-    if plain or _factory(user_module()) is not None:
+        return _from_state_dict(path, obj, model_dir, context, build_model)
+    if plain or build_model is not None:
         what = type(obj).__name__ if plain else "pickled Python objects"
         raise UserError(
             f"{path.name} holds {what}, not a state dict (a mapping of parameter names to "
@@ -161,5 +150,8 @@ def model_fn(model_dir: str | Path) -> Any:
 
 
 DEFAULTS = FrameworkDefaults(
-    "torch-pickle", detect, {"model_fn": model_fn, "predict_fn": predict_fn}
+    "torch-pickle",
+    detect,
+    {"model_fn": model_fn, "predict_fn": predict_fn},
+    uses=(FACTORY,),
 )

@@ -244,6 +244,49 @@ def test_the_module_sagemaker_program_names_provides_build_model(
     assert [row[0] for row in got] == pytest.approx(_expected(model_dir, [[1.0, 2.0]]), abs=1e-6)
 
 
+def test_build_model_comes_from_the_module_the_handler_imported_whatever_the_environment(
+    tmp_path: Path, isolated_imports: None
+) -> None:
+    # The handler's CodeLocation names serving_module.py while SAGEMAKER_PROGRAM is unset, and
+    # another model's "inference" module (a different architecture) is imported already.
+    other = _state_dict_model(
+        tmp_path / "other", "import torch\ndef build_model():\n    return torch.nn.Linear(2, 1)\n"
+    )
+    build_handler(CodeLocation(other / "code", "inference.py"), None)
+    assert "inference" in sys.modules
+    model_dir = _state_dict_model(tmp_path, None)
+    (model_dir / "code" / "serving_module.py").write_text(
+        TINY_NET + "\ndef build_model():\n    return TinyNet()\n"
+    )
+    code = CodeLocation(model_dir / "code", "serving_module.py", required=True)
+    predictor = build_handler(code, None).load(model_dir)
+    got = json.loads(predictor.invoke(b"[[1, 2]]", "application/json", None).body)
+    assert [row[0] for row in got] == pytest.approx(_expected(model_dir, [[1.0, 2.0]]), abs=1e-6)
+
+
+def test_build_model_is_called_as_a_hook_and_may_take_the_context(
+    tmp_path: Path, isolated_imports: None
+) -> None:
+    factory = textwrap.dedent(
+        """
+        seen = []
+        def build_model(model_dir, context):
+            seen.append((model_dir, context.worker_id, context.model_dir))
+            return TinyNet()
+        """
+    )
+    model_dir = _state_dict_model(tmp_path, TINY_NET + factory)
+    handler = build_handler(CodeLocation(model_dir / "code", "inference.py"), None, worker_id=1)
+    handler.load(model_dir)
+    assert sys.modules["inference"].seen == [(str(model_dir), 1, model_dir)]
+    (model_dir / "code" / "inference.py").write_text(
+        TINY_NET + "\ndef build_model(a, b, c):\n    return TinyNet()\n"
+    )
+    sys.modules.pop("inference")
+    with pytest.raises(HookFailed, match=r"build_model from .*inference.py takes 3 arguments"):
+        _load(model_dir)
+
+
 def test_a_state_dict_without_build_model_says_exactly_what_to_add(
     tmp_path: Path, isolated_imports: None
 ) -> None:

@@ -121,6 +121,16 @@ def test_registering_the_same_framework_twice_is_refused() -> None:
         registry.register(FrameworkDefaults("a", lambda d: False, {}))
 
 
+def test_framework_defaults_may_use_only_the_user_functions_the_handler_knows() -> None:
+    registry = DefaultsRegistry()
+    with pytest.raises(ValueError, match=r"uses \['make_net'\]"):
+        registry.register(
+            FrameworkDefaults("a", lambda d: True, {"model_fn": lambda d: 1}, uses=("make_net",))
+        )
+    with pytest.raises(ValueError, match="needs a model_fn"):
+        registry.register(FrameworkDefaults("b", lambda d: True, {}, uses=("build_model",)))
+
+
 def test_no_model_fn_error_lists_the_model_directory(tmp_path: Path) -> None:
     (tmp_path / "weights.bin").write_bytes(b"0")
     with pytest.raises(UserError, match=r"no model_fn.*weights\.bin"):
