@@ -345,7 +345,8 @@ def _run_transform(args: argparse.Namespace) -> int:
     from .spec.flags import model_request, transform_request
     from .spec.model import parse_model
     from .spec.transform import parse_transform_job
-    from .transform_job import JobInterrupted, TransformOptions, run_transform_job
+    from .transform.stopping import StopRequest, TransformStopped
+    from .transform_job import TransformOptions, run_transform_job
 
     spec = parse_transform_job(transform_request(args))
     model = None
@@ -360,17 +361,27 @@ def _run_transform(args: argparse.Namespace) -> int:
             model=args.model, image=args.image, env=None, name=spec.model_name
         )
         model = parse_model(model_request(model_args, args.model_spec))
-    stopping = {"yes": False}
+    stop = StopRequest()
+    signals = {"count": 0}
 
     def on_stop_signal(signum: int, frame: Any) -> None:
-        # The first signal unwinds the job (no output published, its server stopped); later
-        # ones must not interrupt that cleanup.
-        if stopping["yes"]:
+        # The first signal asks the job to stop where that leaves nothing half done (the job
+        # checks between requests and outputs); the second stops it at once, wherever it is
+        # (a long model load, upload or server shutdown); later ones must not cut short the
+        # cleanup that the forced stop still does.
+        signals["count"] += 1
+        if signals["count"] == 1:
+            name = signal.Signals(signum).name
+            print(
+                f"\nstopping the transform job ({name}; Ctrl-C again to stop at once)",
+                file=sys.stderr,
+            )
+            stop.set(signum)
+        elif signals["count"] == 2:
+            print("stopping at once", file=sys.stderr)
+            raise TransformStopped(stop.signum)
+        else:
             print("still stopping (removing outputs, stopping the model server)", file=sys.stderr)
-            return
-        stopping["yes"] = True
-        print(f"\nstopping the transform job ({signal.Signals(signum).name})", file=sys.stderr)
-        raise JobInterrupted(signum)
 
     previous = signal.signal(signal.SIGINT, on_stop_signal)
     previous_term = signal.signal(signal.SIGTERM, on_stop_signal)
@@ -383,9 +394,10 @@ def _run_transform(args: argparse.Namespace) -> int:
                 serve=ServeOptions(
                     docker=args.docker, port=0, algorithm=args.algorithm, image=args.image
                 ),
+                stop=stop,
             ),
         )
-    except JobInterrupted as exc:  # before the job had a record to end
+    except TransformStopped as exc:  # forced before the job had a record to end
         return 128 + exc.signum
     finally:
         signal.signal(signal.SIGINT, previous)

@@ -3,7 +3,9 @@
 Starts the model's server (or uses one already running at ``url``) with the environment
 SageMaker gives a transform container, asks ``/execution-parameters``, transforms every input
 file, publishes the ``.out`` files, and keeps a DescribeTransformJob-like record in the state
-directory.
+directory. A :class:`StopRequest` (what ``sagedock local transform``'s Ctrl-C and SIGTERM
+set) stops the job at a safe point, so the record, the server's shutdown and the withdrawal of
+published outputs always run to their end.
 """
 
 from __future__ import annotations
@@ -30,18 +32,9 @@ from .transform.runner import (
     run_transform,
     transform_environment,
 )
+from .transform.stopping import StopRequest, TransformStopped
 
 TRANSFORM_RECORD_NAME = "transform-job.json"
-
-
-class JobInterrupted(KeyboardInterrupt):
-    """A stop signal (SIGINT, SIGTERM) raised into a running transform job, which stops by
-    unwinding: nothing it had not published yet is published, and what it had is withdrawn.
-    Derived from KeyboardInterrupt so that nothing catching ``Exception`` swallows it."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 @dataclass(frozen=True)
@@ -51,6 +44,8 @@ class TransformOptions:
     serve: ServeOptions | None = None
     replace: bool = True
     stream: TextIO | None = None
+    stop: StopRequest | None = None
+    """Set it (from a signal handler, another thread) to stop the job at the next safe point."""
 
 
 @dataclass(frozen=True)
@@ -80,12 +75,14 @@ def run_transform_job(
     """Run *spec* against *model* (started locally) or ``options.url``.
 
     Failures end in a record with ``TransformJobStatus`` Failed and a ``FailureReason`` naming
-    the file and records; a KeyboardInterrupt (Ctrl-C, or :class:`JobInterrupted` raised by a
-    signal handler) ends it Stopped. Either way nothing is published and the server this call
-    started is stopped.
+    the file and records; ``options.stop``, or a KeyboardInterrupt (Ctrl-C without a stop
+    request, or a forced stop), ends it Stopped, with a ``FailureReason`` saying what is left
+    published (normally nothing). Either way the server this call started is stopped. A stop
+    requested once the last output was published changes nothing: the job is Completed.
     """
     env = dict(os.environ if environ is None else environ)
     opts = options or TransformOptions()
+    stop = opts.stop
     out = opts.stream or sys.stdout
     job_dir = state.entry_dir(state.TRANSFORM, spec.name, env)
     if (job_dir / TRANSFORM_RECORD_NAME).exists() and not opts.replace:
@@ -135,6 +132,8 @@ def run_transform_job(
             )
             out.write(f"{now()} starting the model server for {spec.name}\n")
             url = endpoint.start()
+        if stop is not None:
+            stop.check()
         record["TransformStartTime"] = now()
         settings = resolve_settings(spec, http.execution_parameters(url))
         record.update(
@@ -149,21 +148,28 @@ def run_transform_job(
             out.flush()
 
         result = run_transform(
-            spec, url, environ=env, work_dir=job_dir / "work", log=log, settings=settings
+            spec,
+            url,
+            environ=env,
+            work_dir=job_dir / "work",
+            log=log,
+            settings=settings,
+            stop=stop,
         )
-        record["TransformJobStatus"] = "Completed"
-        record["TransformOutputs"] = [f.output for f in result.files]
-        record["RecordCount"] = result.records
+        _completed(record, result)
     except SagedockError as exc:
         record["TransformJobStatus"] = "Failed"
         record["FailureReason"] = exc.failure_reason()[:1024]
     except KeyboardInterrupt as exc:
-        stop_signal = exc.signum if isinstance(exc, JobInterrupted) else signal.SIGINT
-        record["TransformJobStatus"] = "Stopped"
-        record["FailureReason"] = (
-            f"Stopped: {signal.Signals(stop_signal).name} received before the job finished; "
-            "no output was published"
-        )
+        if result is not None:  # a forced stop after every output was published
+            _completed(record, result)
+        else:
+            stopped = exc if isinstance(exc, TransformStopped) else None
+            stop_signal = stopped.signum if stopped else signal.SIGINT
+            record["TransformJobStatus"] = "Stopped"
+            record["FailureReason"] = _stopped_reason(
+                stop_signal, stopped.still_published if stopped else ()
+            )
     except Exception as exc:  # a bug of ours: still end the job with a record, then raise
         record["TransformJobStatus"] = "Failed"
         record["FailureReason"] = (
@@ -171,13 +177,33 @@ def run_transform_job(
         )
         raise
     finally:
-        if endpoint is not None:
-            endpoint.stop()
-        record["TransformEndTime"] = now()
-        state.write_json_atomic(record_path, record)
-        shutil.rmtree(job_dir / "work", ignore_errors=True)
+        try:
+            if endpoint is not None:
+                endpoint.stop()
+        finally:  # even when a forced stop cuts the server's shutdown short
+            record["TransformEndTime"] = now()
+            state.write_json_atomic(record_path, record)
+            shutil.rmtree(job_dir / "work", ignore_errors=True)
     if record["TransformJobStatus"] in ("Failed", "Stopped"):
         out.write(f"{now()} {record['TransformJobStatus']} - {record['FailureReason']}\n")
     else:
         out.write(f"{now()} Completed - {record['RecordCount']} record(s) transformed\n")
     return TransformJobResult(record, result, stop_signal)
+
+
+def _completed(record: dict[str, Any], result: TransformResult) -> None:
+    record["TransformJobStatus"] = "Completed"
+    record["TransformOutputs"] = [f.output for f in result.files]
+    record["RecordCount"] = result.records
+
+
+def _stopped_reason(signum: int, still_published: tuple[str, ...]) -> str:
+    """The FailureReason of a stopped job, from what it left published."""
+    reason = f"Stopped: {signal.Signals(signum).name} received before the job finished; "
+    if not still_published:
+        return reason + "no output was published"
+    reason += (
+        f"{len(still_published)} output(s) published before the stop could not be removed "
+        f"again: {', '.join(still_published)}"
+    )
+    return reason[:1024]

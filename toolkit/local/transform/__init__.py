@@ -13,3 +13,5 @@ from .runner import run_transform as run_transform
 from .runner import transform_environment as transform_environment
 from .runner import transform_stream as transform_stream
 from .split import split_records as split_records
+from .stopping import StopRequest as StopRequest
+from .stopping import TransformStopped as TransformStopped

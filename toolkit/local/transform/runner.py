@@ -4,23 +4,27 @@
 requests -> outputs assembled in input order); :func:`run_transform` applies it to every input
 file of a :class:`~sagedock.toolkit.local.spec.TransformJobSpec` and publishes the ``.out``
 files only once every file has succeeded, and withdraws the ones published already when a
-later one cannot be, so a failure leaves no partial output.
+later one cannot be, so a failure leaves no partial output. A :class:`StopRequest` stops either
+at a safe point (:mod:`.stopping`).
 """
 
 from __future__ import annotations
 
 import functools
 import gzip
+import queue
 import shutil
+import signal
 import tempfile
+import threading
 import time
 import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, BinaryIO, TypeVar
+from typing import IO, Any, BinaryIO, TypeVar
 
 from sagedock.toolkit.errors import SagedockError, UserError
 from sagedock.toolkit.local import http, locations
@@ -31,6 +35,7 @@ from sagedock.toolkit.local.spec.transform import TransformJobSpec
 from .batch import Batch, Record, make_batches
 from .dataprocessing import DataProcessing
 from .split import split_records
+from .stopping import StopRequest, TransformStopped
 
 DEFAULT_MAX_PAYLOAD_MB = 6
 DEFAULT_MAX_CONCURRENT = 1
@@ -113,30 +118,95 @@ def transform_environment(spec: TransformJobSpec) -> dict[str, str]:
 
 
 # -- the core -------------------------------------------------------------------------------
-def ordered_map(fn: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+#: How often a wait for a response looks at the stop request.
+STOP_POLL_SECONDS = 0.05
+
+
+class _Workers:
+    """Threads that run the calls put in their queue, in order.
+
+    They are daemons: the interpreter joins ThreadPoolExecutor's threads at exit, so a stopped
+    job's process would wait for every slow answer (and retry) it abandoned. Once a call fails,
+    the calls queued behind it are skipped: their results would be dropped anyway.
+    """
+
+    def __init__(self, count: int) -> None:
+        self._tasks: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._failed = threading.Event()
+        self._count = count
+        for number in range(count):
+            threading.Thread(target=self._run, name=f"transform-{number}", daemon=True).start()
+
+    def submit(self, call: Callable[[], R]) -> Future[R]:
+        future: Future[R] = Future()
+        self._tasks.put((future, call))
+        return future
+
+    def shutdown(self) -> None:
+        """End every thread once its current call returns (without waiting for that)."""
+        for _ in range(self._count):
+            self._tasks.put(None)
+
+    def _run(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            future, call = task
+            if self._failed.is_set():
+                future.cancel()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(call())
+            except BaseException as exc:  # handed to the caller, a stop included
+                self._failed.set()
+                future.set_exception(exc)
+
+
+def _result(future: Future[R], stop: StopRequest | None) -> R:
+    if stop is None:
+        return future.result()
+    while True:
+        try:
+            return future.result(timeout=STOP_POLL_SECONDS)
+        except TimeoutError:
+            stop.check()
+
+
+def ordered_map(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    workers: int,
+    *,
+    stop: StopRequest | None = None,
+) -> Iterator[R]:
     """``map(fn, items)`` with up to *workers* calls at once, results in input order, and at
-    most ``2 * workers`` items in flight (so memory stays bounded)."""
-    if workers <= 1:
+    most ``2 * workers`` items in flight (so memory stays bounded).
+
+    With *stop*, the calls run in worker threads even for one worker, and a stop request
+    raises :class:`TransformStopped` within :data:`STOP_POLL_SECONDS`, waiting for no call
+    still running (its result is dropped; nothing queued behind it starts). Without *stop*
+    and with one worker, the calls run in the caller's thread.
+    """
+    if workers <= 1 and stop is None:
         for item in items:
             yield fn(item)
         return
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="transform")
+    pool = _Workers(max(1, workers))
     pending: deque[Future[R]] = deque()
-    finished = False
     try:
         for item in items:
-            pending.append(pool.submit(fn, item))
+            if stop is not None:
+                stop.check()
+            pending.append(pool.submit(functools.partial(fn, item)))
             if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
+                yield _result(pending.popleft(), stop)
         while pending:
-            yield pending.popleft().result()
-        finished = True
+            yield _result(pending.popleft(), stop)
     finally:
-        for fut in pending:
-            fut.cancel()
-        # On a failure or a stop, calls still running are not waited for: their results are
-        # dropped anyway, and a stop must not wait for a slow model to answer.
-        pool.shutdown(wait=finished, cancel_futures=True)
+        for future in pending:
+            future.cancel()
+        pool.shutdown()
 
 
 @dataclass(frozen=True)
@@ -155,11 +225,13 @@ def transform_stream(
     assemble_with: str = "None",
     processing: DataProcessing | None = None,
     source: str = "input",
+    stop: StopRequest | None = None,
 ) -> StreamStats:
     """Transform one input *stream* into *out*.
 
     *send* gets each mini-batch and returns the response body (raising on failure). Output is
-    written in input order whatever order responses arrive in.
+    written in input order whatever order responses arrive in. A *stop* request raises
+    :class:`TransformStopped` between two mini-batches, or while a response is awaited.
     """
     dp = processing
     counter = {"records": 0, "requests": 0}
@@ -180,7 +252,9 @@ def transform_stream(
     def call(batch: Batch) -> tuple[Batch, bytes]:
         return batch, send(batch)
 
-    for batch, body in ordered_map(call, batches, settings.max_concurrent):
+    for batch, body in ordered_map(call, batches, settings.max_concurrent, stop=stop):
+        if stop is not None:
+            stop.check()
         counter["requests"] += 1
         if dp is not None and dp.per_record_output:
             where = f"{source} {batch.describe()}"
@@ -197,7 +271,9 @@ def transform_stream(
 # -- requests -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Invoker:
-    """Sends mini-batches to ``/invocations`` with the job's timeout and retries."""
+    """Sends mini-batches to ``/invocations`` with the job's timeout and retries; once *stop*
+    is requested it sends nothing more (no retry either) and raises
+    :class:`TransformStopped`."""
 
     url: str
     content_type: str | None
@@ -205,6 +281,7 @@ class Invoker:
     timeout: float = 600.0
     retries: int = 3
     backoff: float = 0.2
+    stop: StopRequest | None = None
 
     def send(self, batch: Batch, source: str) -> bytes:
         where = f"{source} {batch.describe()}"
@@ -212,7 +289,9 @@ class Invoker:
         last = ""
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(min(self.backoff * 2 ** (attempt - 1), 2.0))
+                self._pause(min(self.backoff * 2 ** (attempt - 1), 2.0))
+            if self.stop is not None:
+                self.stop.check()
             try:
                 resp = http.invoke(
                     self.url,
@@ -231,6 +310,12 @@ class Invoker:
                 raise TransformError(f"{where}: {last}")
         attempts = self.retries + 1
         raise TransformError(f"{where}: failed after {attempts} attempt(s): {last}")
+
+    def _pause(self, seconds: float) -> None:
+        if self.stop is None:
+            time.sleep(seconds)
+        else:
+            self.stop.wait(seconds)  # a stop ends the pause early; the check after it raises
 
 
 # -- a whole job ----------------------------------------------------------------------------
@@ -278,10 +363,15 @@ def publish_outputs(
     *,
     environ: Mapping[str, str] | None = None,
     log: Callable[[str], None] | None = None,
+    stop: StopRequest | None = None,
 ) -> None:
-    """Publish each ``(local file, destination)`` of *staged*, all or none: when one fails (or
-    the job is interrupted meanwhile), the ones this call already published are deleted again
-    (best effort: what cannot be deleted is logged), then the error goes on."""
+    """Publish each ``(local file, destination)`` of *staged*, all or none: when one fails, or
+    the job is stopped (*stop*, checked before each file) or interrupted meanwhile, the ones
+    this call already published are deleted again (best effort: what cannot be deleted is
+    logged), then the error goes on. A stop or interrupt after which some outputs could not be
+    deleted goes on as :class:`TransformStopped` naming them
+    (:attr:`~TransformStopped.still_published`). Once the last file is published, a stop
+    changes nothing: the job is done."""
     say = log or (lambda _msg: None)
     published: list[str] = []
     # Local directories created for the outputs go again with them: pruning stops at the
@@ -293,6 +383,8 @@ def publish_outputs(
     dest = output_location
     try:
         for out_path, dest in staged:
+            if stop is not None:
+                stop.check()
             try:
                 locations.publish_file(out_path, dest, environ=environ)
             except OSError as exc:
@@ -304,9 +396,12 @@ def publish_outputs(
             if isinstance(exc, Exception):
                 why = exc.message if isinstance(exc, SagedockError) else repr(exc)
                 what = f"publishing {dest} failed ({why})"
+            elif isinstance(exc, TransformStopped):
+                what = f"stopped ({signal.Signals(exc.signum).name}) while publishing"
             else:
                 what = f"interrupted ({type(exc).__name__}) while publishing"
             say(f"{what}: removing the {len(published)} output(s) published already")
+        left: list[str] = []
         for done in reversed(published):
             try:
                 locations.remove(
@@ -314,6 +409,10 @@ def publish_outputs(
                 )
             except (SagedockError, OSError) as cleanup:
                 say(f"  could not remove {done}: {cleanup}")
+                left.insert(0, done)
+        if left and isinstance(exc, KeyboardInterrupt):
+            signum = exc.signum if isinstance(exc, TransformStopped) else signal.SIGINT
+            raise TransformStopped(signum, still_published=left) from exc
         raise
 
 
@@ -325,6 +424,7 @@ def run_transform(
     work_dir: Path | None = None,
     log: Callable[[str], None] | None = None,
     settings: TransformSettings | None = None,
+    stop: StopRequest | None = None,
 ) -> TransformResult:
     """Transform every input file of *spec* through the server at *url*.
 
@@ -332,6 +432,8 @@ def run_transform(
     all files succeeded.
 
     :raises TransformError: naming the file and record range of the first failure.
+    :raises TransformStopped: when *stop* is requested before the last output is published
+        (what was published is withdrawn again).
     """
     started = time.monotonic()
     say = log or (lambda _msg: None)
@@ -352,6 +454,7 @@ def run_transform(
         spec.accept,
         timeout=float(spec.invocation_timeout),
         retries=spec.invocation_retries,
+        stop=stop,
     )
     inputs = list_inputs(spec, environ=environ)
     say(
@@ -365,6 +468,8 @@ def run_transform(
     staged: list[tuple[Path, str]] = []
     try:
         for i, obj in enumerate(inputs):
+            if stop is not None:
+                stop.check()
             name = obj.location
             if locations.is_s3(obj.location):
                 local = locations.fetch(obj.location, work / "in" / f"{i}", environ=environ)
@@ -386,6 +491,7 @@ def run_transform(
                         assemble_with=spec.assemble_with,
                         processing=dp,
                         source=name,
+                        stop=stop,
                     )
             except (OSError, EOFError, zlib.error) as exc:
                 if isinstance(exc, gzip.BadGzipFile | EOFError | zlib.error):
@@ -397,7 +503,7 @@ def run_transform(
             staged.append((out_path, dest))
             results.append(FileResult(obj.location, dest, stats.records, stats.requests))
             say(f"  {obj.relative}: {stats.records} record(s) in {stats.requests} request(s)")
-        publish_outputs(staged, spec.output_location, environ=environ, log=say)
+        publish_outputs(staged, spec.output_location, environ=environ, log=say, stop=stop)
     finally:
         if owns_work:
             shutil.rmtree(work, ignore_errors=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import os
 import signal
@@ -24,20 +25,35 @@ from werkzeug.serving import make_server
 from sagedock.toolkit.errors import UserError
 from sagedock.toolkit.formats.recordio import encode_record, iter_records
 from sagedock.toolkit.local import describe, parse_transform_job
-from sagedock.toolkit.local.transform import TransformError, run_transform
+from sagedock.toolkit.local.transform import (
+    StopRequest,
+    TransformError,
+    TransformStopped,
+    run_transform,
+)
 from sagedock.toolkit.local.transform_job import TransformOptions, run_transform_job
 from tests.fixtures.s3 import S3Server
 
 
 @dataclass
 class FakeModel:
-    """A model server following the hosting contract; predictions are ``pred(<line>)``."""
+    """A model server following the hosting contract; predictions are ``pred(<line>)``.
+
+    A body with ``SLOW`` is answered after 2 s; one with ``HOLD`` is held until :attr:`release`
+    is set, then answered 503 (which a transform retries).
+    """
 
     url: str = ""
     execution_parameters: dict[str, Any] | None = None
     failures_before_success: int = 0
     requests: list[tuple[str | None, str | None, bytes]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    release: threading.Event = field(default_factory=threading.Event)
+
+    def held(self) -> int:
+        """How many HOLD requests have arrived."""
+        with self.lock:
+            return sum(b"HOLD" in body for _, _, body in self.requests)
 
     def app(self) -> Flask:
         app = Flask("fake-model")
@@ -62,6 +78,9 @@ class FakeModel:
                     return Response('{"message": "warming up"}', 503, mimetype="application/json")
             if b"SLOW" in body:
                 time.sleep(2)
+            if b"HOLD" in body:
+                self.release.wait(120)
+                return Response('{"message": "overloaded"}', 503, mimetype="application/json")
             if b"BAD" in body:
                 return Response(
                     json.dumps({"message": "cannot parse a record: BAD"}),
@@ -97,6 +116,7 @@ def model() -> Iterator[FakeModel]:
     try:
         yield fake
     finally:
+        fake.release.set()
         server.shutdown()
         thread.join(timeout=10)
 
@@ -504,3 +524,150 @@ def test_a_stop_signal_ends_the_transform_job_stopped_with_nothing_published(
         f"Stopped: {name} received before the job finished; no output was published"
     )
     assert not (tmp_path / "out").exists()
+
+
+def _wait_for(condition: Any, proc: subprocess.Popen[str] | None = None) -> None:
+    deadline = time.monotonic() + 60
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        if proc is not None:
+            assert proc.poll() is None, proc.communicate()[0]
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stop_with_requests_in_flight_on_two_workers_waits_for_none_of_them(
+    tmp_path: Path, model: FakeModel, signum: int, code: int
+) -> None:
+    # MaxConcurrentTransforms 2: two requests at once, both held by the model until after the
+    # command has exited. Stopping must abandon them: not wait for their answers, nor retry.
+    inputs = write_inputs(tmp_path / "in", {"a.csv": "HOLD 1\nHOLD 2\nHOLD 3\nHOLD 4\n5\n"})
+    env = {**os.environ, "SAGEDOCK_LOCAL_DIR": str(tmp_path / "state")}
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "sagedock.toolkit", "local", "transform",
+            "--url", model.url, "--input", str(inputs), "--output", str(tmp_path / "out"),
+            "--content-type", "text/csv", "--split-type", "Line", "--job-name", "stopped",
+            "--strategy", "SingleRecord", "--concurrency", "2",
+        ],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        _wait_for(lambda: model.held() == 2, proc)
+        proc.send_signal(signum)
+        out, _ = proc.communicate(timeout=30)  # the held requests are not answered meanwhile
+    finally:
+        proc.kill()
+
+    assert proc.returncode == code, out
+    assert model.held() == 2 and not model.release.is_set()
+    record = describe("stopped", env)
+    assert record["TransformJobStatus"] == "Stopped"
+    assert record["MaxConcurrentTransforms"] == 2
+    name = signal.Signals(signum).name
+    assert record["FailureReason"] == (
+        f"Stopped: {name} received before the job finished; no output was published"
+    )
+    assert "TransformEndTime" in record
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_stopped_transform_sends_no_retry_of_the_requests_it_abandoned(
+    tmp_path: Path, model: FakeModel
+) -> None:
+    inputs = write_inputs(tmp_path / "in", {"a.csv": "HOLD 1\nHOLD 2\n3\n"})
+    spec = spec_for(
+        str(inputs), str(tmp_path / "out"), BatchStrategy="SingleRecord", MaxConcurrentTransforms=2
+    )
+    stop = StopRequest()
+
+    def stop_once_both_are_held() -> None:
+        _wait_for(lambda: model.held() == 2)
+        stop.set(signal.SIGTERM)
+
+    helper = threading.Thread(target=stop_once_both_are_held)
+    helper.start()
+    with pytest.raises(TransformStopped) as info:
+        run_transform(spec, model.url, stop=stop)
+    helper.join()
+    assert info.value.signum == signal.SIGTERM
+    # Now the model answers the abandoned requests 503, which a running job would retry (3
+    # retries each); the worker threads end without sending any.
+    model.release.set()
+    for thread in threading.enumerate():
+        if thread.name.startswith("transform-"):
+            thread.join(timeout=30)
+            assert not thread.is_alive()
+    assert model.held() == 2
+    assert not (tmp_path / "out").exists()
+
+
+class _StopAfterPublishing(io.StringIO):
+    """A job's log stream that asks for a stop once *count* outputs were published."""
+
+    def __init__(self, stop: StopRequest, count: int, then: Any = None) -> None:
+        super().__init__()
+        self.stop, self.count, self.then = stop, count, then
+
+    def write(self, text: str) -> int:
+        if text.strip().startswith("published"):
+            self.count -= 1
+            if self.count == 0:
+                if self.then is not None:
+                    self.then(text.split("published", 1)[1].strip())
+                self.stop.set(signal.SIGTERM)
+        return super().write(text)
+
+
+def _job_stopped_after_publishing(
+    tmp_path: Path, model: FakeModel, count: int, then: Any = None
+) -> Any:
+    inputs = write_inputs(tmp_path / "in", {"a.csv": "1\n", "b.csv": "2\n"})
+    spec = spec_for(str(inputs), str(tmp_path / "out"))
+    stop = StopRequest()
+    env = {**os.environ, "SAGEDOCK_LOCAL_DIR": str(tmp_path / "state")}
+    options = TransformOptions(
+        url=model.url, stream=_StopAfterPublishing(stop, count, then), stop=stop
+    )
+    return run_transform_job(spec, environ=env, options=options)
+
+
+def test_a_stop_between_two_published_outputs_withdraws_the_first(
+    tmp_path: Path, model: FakeModel
+) -> None:
+    result = _job_stopped_after_publishing(tmp_path, model, count=1)
+    assert result.record["TransformJobStatus"] == "Stopped"
+    assert result.exit_code == 143
+    assert result.record["FailureReason"] == (
+        "Stopped: SIGTERM received before the job finished; no output was published"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_stop_after_the_last_output_was_published_leaves_the_job_completed(
+    tmp_path: Path, model: FakeModel
+) -> None:
+    result = _job_stopped_after_publishing(tmp_path, model, count=2)
+    assert result.record["TransformJobStatus"] == "Completed"
+    assert result.exit_code == 0
+    assert "FailureReason" not in result.record
+    assert (tmp_path / "out" / "a.csv.out").read_text() == "pred(1)\n"
+    assert (tmp_path / "out" / "b.csv.out").read_text() == "pred(2)\n"
+
+
+def test_a_stopped_jobs_reason_names_an_output_it_could_not_withdraw(
+    tmp_path: Path, model: FakeModel
+) -> None:
+    def make_undeletable(dest: str) -> None:
+        # Something else puts a directory where the output was: deleting it as a file fails.
+        Path(dest).unlink()
+        (Path(dest) / "kept").mkdir(parents=True)
+
+    result = _job_stopped_after_publishing(tmp_path, model, count=1, then=make_undeletable)
+    first = str(tmp_path / "out" / "a.csv.out")
+    assert result.record["TransformJobStatus"] == "Stopped"
+    assert result.record["FailureReason"] == (
+        "Stopped: SIGTERM received before the job finished; 1 output(s) published before the "
+        f"stop could not be removed again: {first}"
+    )
+    assert not (tmp_path / "out" / "b.csv.out").exists()

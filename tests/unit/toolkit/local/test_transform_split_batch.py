@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import random
+import signal
 import threading
 import time
 
@@ -20,6 +21,7 @@ from sagedock.toolkit.local.transform.runner import (
     transform_stream,
 )
 from sagedock.toolkit.local.transform.split import SplitError, encode_tfrecord, split_records
+from sagedock.toolkit.local.transform.stopping import StopRequest, TransformStopped
 
 
 def records_of(data: bytes, split_type: str) -> list[bytes]:
@@ -132,6 +134,57 @@ def test_ordered_map_never_has_more_than_twice_the_workers_in_flight() -> None:
         consumed += 1
     assert consumed == 50
     assert peak <= 3
+
+
+def _join_workers() -> None:
+    for thread in threading.enumerate():
+        if thread.name.startswith("transform-"):
+            thread.join(timeout=10)
+            assert not thread.is_alive(), thread.name
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_stop_ends_ordered_map_at_once_and_nothing_queued_starts_after_it(workers: int) -> None:
+    stop = StopRequest()
+    release = threading.Event()
+    started: list[int] = []
+    finished: list[int] = []
+    lock = threading.Lock()
+
+    def call(i: int) -> int:
+        with lock:
+            started.append(i)
+            if len(started) == workers:  # every worker is busy
+                stop.set(signal.SIGTERM)
+        release.wait(30)
+        with lock:
+            finished.append(i)
+        return i
+
+    try:
+        with pytest.raises(TransformStopped) as info:
+            list(ordered_map(call, range(20), workers, stop=stop))
+        assert info.value.signum == signal.SIGTERM
+        assert finished == []  # raised while the calls were still running
+    finally:
+        release.set()
+    _join_workers()
+    assert sorted(started) == list(range(workers))
+
+
+def test_with_a_stop_request_one_worker_still_starts_nothing_after_a_failed_call() -> None:
+    started: list[int] = []
+
+    def call(i: int) -> int:
+        started.append(i)
+        if i == 0:
+            raise ValueError("the model failed")
+        return i
+
+    with pytest.raises(ValueError, match="the model failed"):
+        list(ordered_map(call, range(10), 1, stop=StopRequest()))
+    _join_workers()
+    assert started == [0]
 
 
 def _echo_lines(batch: Batch) -> bytes:
