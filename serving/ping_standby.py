@@ -77,8 +77,10 @@ class PingStandby:
         self.watchdog = watchdog
         self.pinger = pinger
         self.alive = alive
-        # listener fd -> when a probe first found its backlog non-empty (since the last empty)
+        # listener fd -> when a probe first found its backlog non-empty (since the last empty
+        # one, in the app call that started at _call)
         self._backlog_since: dict[int, float] = {}
+        self._call: float | None = None
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self._run, name="ping-standby", daemon=True)
@@ -89,7 +91,6 @@ class PingStandby:
         while self.alive():
             since = self.watchdog.busy_since()
             if since is None or time.monotonic() - since < GRACE:
-                self._backlog_since.clear()
                 time.sleep(POLL)
                 continue
             try:
@@ -104,6 +105,10 @@ class PingStandby:
         """One look: wait up to :data:`POLL` for the idle connections, probe the listeners,
         take what is due and answer its pings. False when the app call that started at
         *since* was over (or answered by the watchdog) before the look began."""
+        if since != self._call:
+            # The serving thread went back to its loop in between: it could have accepted.
+            self._backlog_since.clear()
+            self._call = since
         with self.watchdog.while_busy(since) as busy:
             if busy is None:
                 return False
