@@ -164,3 +164,51 @@ def test_ping_answers_while_both_workers_are_busy(
         (flags / "release").touch()
         for thread in threads:
             thread.join(30)
+
+
+SECOND_WORKER_LOADS_SLOWLY = """
+    import os, time
+    from pathlib import Path
+
+    FLAGS = Path(os.environ["TEST_FLAGS"])
+
+    def model_fn(model_dir, context):
+        for _ in range(6000):
+            if context.worker_id == 0 or (FLAGS / "load").exists():
+                break
+            time.sleep(0.01)
+        return "model"
+
+    def predict_fn(data, model):
+        return data
+
+    def ping_fn(model):
+        return True
+"""
+
+
+def test_behind_nginx_a_ping_fn_is_asked_only_once_every_worker_has_loaded(
+    serve_model: ServeFactory, tmp_path: Path
+) -> None:
+    # Until then the ready worker's ping socket answers 503 itself, as nginx does without a
+    # ping_fn.
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    model = write_model(tmp_path / "model", SECOND_WORKER_LOADS_SLOWLY)
+    env = {"TEST_FLAGS": str(flags), "SAGEMAKER_MODEL_SERVER_WORKERS": "2"}
+    server = serve_model(model, env=env, wait=False, front="nginx")
+    server.wait_workers(1)
+    message = "the model is not loaded in every worker yet"
+    deadline = time.monotonic() + 30
+    while True:  # nginx answers 503 itself until worker 0 has bound its ping socket
+        response, took = timed_ping(requests.get, server.url)
+        assert response.status_code == 503 and took < PING_LIMIT
+        if response.json()["message"] == message:
+            break
+        assert time.monotonic() < deadline, f"{response.text}\n{server.log}"
+        time.sleep(0.05)
+    assert response.json()["type"] == "ServiceUnavailable"
+    assert response.json()["request_id"]  # nginx's, which the worker's error body names
+    (flags / "load").touch()
+    server.wait_ready()
+    assert server.get("/ping").status_code == 200
