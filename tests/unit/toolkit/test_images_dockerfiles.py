@@ -25,6 +25,7 @@ from sagedock.toolkit.images.wheelhouse import Lock, Pin
 
 REPO = Path(__file__).resolve().parents[3]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+INSTALL_EXTRA = REPO / "Dockerfiles" / "base" / "install-extra.sh"
 # ARGs Docker defines itself, usable without a declaration
 PREDEFINED = {"HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY"}
 
@@ -111,15 +112,19 @@ def run_installs(stage: Stage, given: dict[str, str], tmp: Path) -> list[list[st
     (bin_dir / "python3").write_text(
         f'#!/bin/sh\n[ "$1" = -m ] && [ "$2" = venv ] && exit 0\nexec {sys.executable} "$@"\n'
     )
-    for tool in ("pip", "python3"):
+    # what base images put on PATH for every image's install step
+    (bin_dir / "sagedock-install-extra").write_bytes(INSTALL_EXTRA.read_bytes())
+    for tool in ("pip", "python3", "sagedock-install-extra"):
         (bin_dir / tool).chmod(0o755)
+    (tmp / "scratch").mkdir(exist_ok=True)
     env = {
         "PATH": f"{bin_dir}:/usr/bin:/bin",
         "PIP_LOG": str(log),
+        "TMPDIR": str(tmp / "scratch"),
         **stage_values(stage, given),
     }
     for word, rest in stage.instructions:
-        if word != "RUN" or "pip install" not in rest:
+        if word != "RUN" or not ("pip install" in rest or "sagedock-install-extra" in rest):
             continue
         command = rest.replace("/tmp/", f"{tmp}/img-tmp/").replace("/opt/", f"{tmp}/img-opt/")
         done = subprocess.run(["sh", "-ec", command], env=env, capture_output=True, text=True)
@@ -186,6 +191,8 @@ def test_without_build_args_a_plain_docker_build_from_the_checkout_installs_from
         # a child keeps what its parent installed: the parent's freeze is a constraint
         assert ["freeze", "--all", "--exclude", "sagedock"] in calls
         assert Path(args[args.index("-c") + 1]).read_text() == "numpy==2.0.0\n"
+    else:
+        assert "-c" not in args and not [c for c in calls if c[0] == "freeze"]
 
 
 @pytest.mark.parametrize("name", list(CATALOG))
@@ -237,3 +244,27 @@ def test_the_online_base_build_keeps_heavy_folders_out_of_its_context() -> None:
         assert heavy in ignored
     for needed in ("pyproject.toml", "setup.py", "toolkit", "serving", "Dockerfiles"):
         assert needed not in ignored
+
+
+@pytest.mark.parametrize(
+    ("files", "extras", "message"),
+    [
+        ({}, ["s3"], "holds neither requirements.txt (a wheelhouse) nor pyproject.toml"),
+        ({"pyproject.toml": "[project]\ndependencies = []\n"}, ["gpu"], "has no extra gpu"),
+    ],
+)
+def test_install_extra_refuses_a_source_it_cannot_install_from(
+    files: dict[str, str], extras: list[str], message: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "wheelhouse"
+    source.mkdir()
+    for name, text in files.items():
+        (source / name).write_text(text)
+    done = subprocess.run(
+        ["sh", str(INSTALL_EXTRA), str(source), *extras],
+        env={"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "TMPDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0
+    assert message in done.stderr
