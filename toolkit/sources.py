@@ -19,13 +19,27 @@ import posixpath
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from .errors import UserError
 
 log = logging.getLogger(__name__)
+
+
+def _path_to(dest: Path) -> Callable[[str, list[str]], set[str]]:
+    """A ``copytree`` filter leaving out the entry that leads to *dest*: code copied into a
+    folder inside itself (a local platform whose state lives under the source dir) would
+    otherwise copy its own copy, deeper and deeper."""
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        here = Path(directory).resolve()
+        if here != dest and here not in dest.parents:
+            return set()
+        return {name for name in names if here / name == dest or here / name in dest.parents}
+
+    return ignore
 
 
 def fetch_code(uri: str, dest: Path, *, environ: Mapping[str, str] | None = None) -> Path:
@@ -49,7 +63,9 @@ def fetch_code(uri: str, dest: Path, *, environ: Mapping[str, str] | None = None
         return dest
     if source.is_dir():
         log.info("copying code from %s to %s", source, dest)
-        shutil.copytree(source, dest, symlinks=True, dirs_exist_ok=True)
+        shutil.copytree(
+            source, dest, symlinks=True, dirs_exist_ok=True, ignore=_path_to(dest.resolve())
+        )
     elif source.is_file() and tarfile.is_tarfile(source):
         log.info("extracting code from %s to %s", source, dest)
         safe_extract(source, dest)

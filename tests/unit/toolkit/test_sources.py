@@ -96,6 +96,19 @@ def test_fetch_copies_a_directory_or_file_uri(tmp_path: Path) -> None:
     assert (tmp_path / "b/train.py").read_text() == "1"
 
 
+def test_fetch_into_a_folder_inside_the_source_copies_the_source_once(tmp_path: Path) -> None:
+    # e.g. `sagedock local train --source-dir .` with the platform's state dir in the project
+    project = tmp_path / "project"
+    (project / "pkg").mkdir(parents=True)
+    (project / "train.py").write_text("print('hi')\n")
+    (project / "pkg" / "util.py").write_text("X = 1\n")
+    dest = project / ".state" / "jobs" / "j1" / "code"
+    (project / ".state" / "jobs" / "j0").mkdir(parents=True)  # an earlier job's folder
+    fetch_code(str(project), dest)
+    copied = sorted(str(p.relative_to(dest)) for p in dest.rglob("*"))
+    assert copied == ["pkg", "pkg/util.py", "train.py"]
+
+
 def test_fetch_is_a_no_op_when_the_code_dir_holds_code(tmp_path: Path) -> None:
     source = tmp_path / "src"
     source.mkdir()
