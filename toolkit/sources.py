@@ -14,9 +14,12 @@ archive leaves nothing half-written.
 
 from __future__ import annotations
 
+import copy
 import logging
+import os
 import posixpath
 import shutil
+import stat
 import tarfile
 import tempfile
 from collections.abc import Callable, Mapping
@@ -120,21 +123,88 @@ def check_member(member: tarfile.TarInfo) -> None:
         raise UserError(f"unsafe archive member {name!r}: unsupported member type")
 
 
+#: The stdlib's extraction filters came with Python 3.11.4; Debian bookworm's python3 (3.11.2,
+#: in our images) lacks them, so the checks below never rely on them.
+_HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
+
+
+def _prefixes(path: str) -> list[str]:
+    """``a``, ``a/b`` for ``a/b/c``: the folders a member's path goes through."""
+    parts = path.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def check_links_in_paths(members: list[tarfile.TarInfo]) -> None:
+    """Refuse a member written through a symlink of the same archive, or a hard link to a
+    path that goes through one: each looks harmless alone, but lands wherever the link points.
+
+    :raises UserError: naming the member and the symlink.
+    """
+    symlinks: set[str] = set()
+    for member in members:
+        name = posixpath.normpath(member.name)
+        paths = _prefixes(name)
+        if member.islnk():
+            paths += [*_prefixes(posixpath.normpath(member.linkname)), member.linkname]
+        through = next((path for path in paths if path in symlinks), None)
+        if through is not None:
+            raise UserError(
+                f"unsafe archive member {member.name!r}: goes through the symlink {through!r}"
+            )
+        if member.issym():
+            symlinks.add(name)
+
+
+def _without_privileges(member: tarfile.TarInfo) -> tarfile.TarInfo:
+    """What the stdlib's ``data`` filter does to modes and owners: no setuid/setgid/sticky
+    bits, no group/other write, owned by whoever extracts (not the archive's user ids)."""
+    member = copy.copy(member)  # (TarInfo.replace came with the filters)
+    member.uid, member.gid, member.uname, member.gname = os.getuid(), os.getgid(), "", ""
+    if member.isreg() or member.isdir():
+        member.mode &= ~(stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX | stat.S_IWGRP | stat.S_IWOTH)
+        member.mode |= stat.S_IRUSR | stat.S_IWUSR | (stat.S_IXUSR if member.isdir() else 0)
+    return member
+
+
+def _check_links_resolve_inside(root: Path) -> None:
+    """Every symlink extracted under *root* resolves inside it (chains of links included)."""
+    top = root.resolve()
+    for path in root.rglob("*"):
+        if path.is_symlink():
+            resolved = Path(os.path.realpath(path))
+            if resolved != top and top not in resolved.parents:
+                name = path.relative_to(root).as_posix()
+                raise UserError(
+                    f"unsafe archive member {name!r}: symlink to {str(path.readlink())!r} resolves "
+                    "outside the target"
+                )
+
+
 def safe_extract(archive: Path, dest: Path) -> None:
     """Extract the tar archive *archive* (any compression) into *dest*, all or nothing.
 
-    :raises UserError: the file is not a tar archive, or a member is unsafe (see
-        :func:`check_member`); *dest* is then left as it was.
+    Members are checked before anything is written (:func:`check_member`,
+    :func:`check_links_in_paths`), extracted into a staging folder beside *dest* (through the
+    stdlib's ``data`` filter where the Python has it), and moved into *dest* only once every
+    symlink is known to resolve inside.
+
+    :raises UserError: the file is not a tar archive, or a member is unsafe; *dest* is then
+        left as it was.
     """
     try:
         with tarfile.open(archive, "r:*") as tar:
             members = tar.getmembers()
             for member in members:
                 check_member(member)
+            check_links_in_paths(members)
             dest.mkdir(parents=True, exist_ok=True)
             staging = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
             try:
-                tar.extractall(staging, members=members, filter="data")
+                if _HAS_DATA_FILTER:
+                    tar.extractall(staging, members=members, filter="data")
+                else:
+                    tar.extractall(staging, members=[_without_privileges(m) for m in members])
+                _check_links_resolve_inside(staging)
                 for entry in staging.iterdir():
                     target = dest / entry.name
                     if target.is_dir() and not target.is_symlink() and entry.is_dir():
@@ -143,8 +213,9 @@ def safe_extract(archive: Path, dest: Path) -> None:
                         entry.replace(target)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
-    except tarfile.FilterError as exc:
-        name = exc.tarinfo.name if exc.tarinfo is not None else "?"
-        raise UserError(f"unsafe archive member {name!r} in {archive}: {exc}") from None
     except tarfile.TarError as exc:
+        # the data filter's refusals (FilterError) are TarErrors that name their member
+        member = getattr(exc, "tarinfo", None)
+        if member is not None:
+            raise UserError(f"unsafe archive member {member.name!r} in {archive}: {exc}") from None
         raise UserError(f"{archive} is not a readable tar archive: {exc}") from None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 import textwrap
 from pathlib import Path
 
@@ -84,6 +86,24 @@ def test_script_mode_training_writes_the_model_dir(
     assert model == {"epochs": 3, "rows": 3, "parent_pid": 1, "hosts": ["algo-1"]}
     assert (tree / "output" / "success").exists()
     assert not (tree / "output" / "failure").exists()
+
+
+def test_script_mode_fetches_the_code_from_a_sourcedir_tarball(
+    sagedock_images: ImageSet, tmp_path: Path
+) -> None:
+    # What SageMaker's framework estimators send: sagemaker_submit_directory names a
+    # sourcedir.tar.gz (on S3; here in the mounted tree), extracted by `train` in the image.
+    tree = _tree(tmp_path, SCRIPT, epochs=2, sagemaker_submit_directory="/opt/ml/sourcedir.tar.gz")
+    (tree / "code" / "train.py").unlink()
+    with tarfile.open(tree / "sourcedir.tar.gz", "w:gz") as tar:
+        script = SCRIPT.encode()
+        member = tarfile.TarInfo("train.py")
+        member.size, member.mode = len(script), 0o644
+        tar.addfile(member, io.BytesIO(script))
+    out = run_container(sagedock_images.tag("base"), "train", volumes={tree: "/opt/ml"})
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    assert (tree / "code" / "train.py").read_text() == SCRIPT
+    assert json.loads((tree / "model" / "model.json").read_text())["epochs"] == 2
 
 
 def test_a_failing_script_writes_the_failure_file_and_exits_non_zero(

@@ -100,6 +100,46 @@ def _readme_commands(readme: Path, section: str) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_the_tensorflow_byos_readme_runs_on_the_local_platform_inside_the_tensorflow_image(
+    sagedock_images: ImageSet, tmp_path: Path
+) -> None:
+    # The test venv has no TensorFlow, so the README's "no Docker" commands (sagedock local
+    # train / serve / invoke, process backend) run where TensorFlow is: in its image.
+    image = sagedock_images.tag("tensorflow")
+    project = tmp_path / "tfproj"
+    render("byos", project, name="tfproj", framework="tensorflow")
+    commands = _readme_commands(
+        project / "README.md", "Train and serve on this machine (no Docker)"
+    )
+    assert [c.split()[:3] for c in commands] == [
+        ["sagedock", "local", "train"],
+        ["sagedock", "local", "serve"],
+        ["sagedock", "local", "invoke"],
+        ["sagedock", "local", "stop"],
+    ]
+    # the invoke's output goes to a file the test reads; the stop runs however it ended
+    invoke = commands[2] + " >answer.json"
+    script = "\n".join(
+        [*commands[:2], f"status=0; {invoke} || status=$?", commands[3], "exit $status"]
+    )
+    out = run_container(
+        image,
+        "sh",
+        "-ec",
+        f"cd /project && {script}",
+        volumes={project: "/project"},
+        env={"SAGEDOCK_LOCAL_DIR": "/project/.local-state"},
+        timeout=900,
+    )
+    assert out.returncode == 0, (out.stdout + out.stderr)[-3000:]
+    assert (project / "out" / "tfproj-1" / "output" / "model.tar.gz").is_file()
+    predictions = json.loads((project / "answer.json").read_text())
+    assert len(predictions) == 1
+    assert abs(predictions[0] - EXPECTED[0]) < 0.5, predictions
+
+
+@pytest.mark.slow
 def test_the_sklearn_byos_project_builds_its_image_from_a_wheelhouse_and_trains_offline(
     sagedock_images: ImageSet, tmp_path: Path
 ) -> None:

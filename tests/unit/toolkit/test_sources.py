@@ -8,8 +8,20 @@ from pathlib import Path
 
 import pytest
 
+from sagedock.toolkit import sources
 from sagedock.toolkit.errors import UserError
 from sagedock.toolkit.sources import fetch_code, safe_extract
+
+
+@pytest.fixture(autouse=True, params=["data filter", "own checks"])
+def extraction(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test twice: with the stdlib's ``data`` filter, and without it, as on Debian
+    bookworm's Python 3.11.2 (our images), where only our own checks stand."""
+    if request.param == "own checks":
+        monkeypatch.setattr(sources, "_HAS_DATA_FILTER", False)
+    elif not sources._HAS_DATA_FILTER:
+        pytest.skip("this Python's tarfile has no extraction filters")
+    return str(request.param)
 
 
 def _archive(path: Path, *members: tuple[tarfile.TarInfo, bytes | None]) -> Path:
@@ -77,6 +89,41 @@ def test_a_link_trick_only_visible_at_extraction_is_refused_too(tmp_path: Path) 
         safe_extract(archive, dest)
     assert not (tmp_path / "outside").exists()
     assert not dest.exists() or not any(dest.iterdir())
+
+
+def test_a_chain_of_inner_links_that_resolves_outside_is_refused(tmp_path: Path) -> None:
+    # 'x/y/../..' is '.' on paper; through the links x -> . and y -> . it is two levels up.
+    # A file written through b would land two levels above the staging folder: in tmp_path.
+    archive = _archive(
+        tmp_path / "chain.tar.gz",
+        _link("x", "."),
+        _link("y", "."),
+        _link("b", "x/y/../.."),
+        _file("b/evil"),
+    )
+    dest = tmp_path / "work" / "code"
+    with pytest.raises(UserError, match="unsafe archive member 'b"):
+        safe_extract(archive, dest)
+    assert not (tmp_path / "evil").exists()
+    assert not dest.exists() or not any(dest.iterdir())
+
+
+def test_a_hard_link_through_an_inner_symlink_is_refused(tmp_path: Path) -> None:
+    archive = _archive(
+        tmp_path / "hard.tar.gz", _link("l", "."), _link("h", "l/passwd", tarfile.LNKTYPE)
+    )
+    with pytest.raises(UserError, match="'h': goes through the symlink 'l'"):
+        safe_extract(archive, tmp_path / "code")
+
+
+def test_extracted_files_lose_setuid_bits_and_group_or_other_write(tmp_path: Path) -> None:
+    info, data = _file("run.sh", b"#!/bin/sh\n")
+    info.mode = 0o6777
+    info.uid, info.gid, info.uname, info.gname = 4242, 4242, "someone", "others"
+    safe_extract(_archive(tmp_path / "modes.tar.gz", (info, data)), tmp_path / "code")
+    extracted = (tmp_path / "code" / "run.sh").stat()
+    assert extracted.st_mode & 0o7777 == 0o755
+    assert (extracted.st_uid, extracted.st_gid) != (4242, 4242)
 
 
 def test_not_a_tarball_is_a_user_error(tmp_path: Path) -> None:
