@@ -215,7 +215,7 @@ def safe_extract(archive: Path, dest: Path) -> None:
                 shutil.rmtree(staging, ignore_errors=True)
     except tarfile.TarError as exc:
         # the data filter's refusals (FilterError) are TarErrors that name their member
-        member = getattr(exc, "tarinfo", None)
-        if member is not None:
-            raise UserError(f"unsafe archive member {member.name!r} in {archive}: {exc}") from None
+        refused = getattr(exc, "tarinfo", None)
+        if refused is not None:
+            raise UserError(f"unsafe archive member {refused.name!r} in {archive}: {exc}") from None
         raise UserError(f"{archive} is not a readable tar archive: {exc}") from None
