@@ -13,6 +13,8 @@ import signal
 import threading
 from collections.abc import Sequence
 
+from sagedock.toolkit.signals import signal_name
+
 
 class TransformStopped(KeyboardInterrupt):
     """A transform stopped by a stop request (or a forced stop: a second Ctrl-C).
@@ -21,7 +23,7 @@ class TransformStopped(KeyboardInterrupt):
     """
 
     def __init__(self, signum: int, still_published: Sequence[str] = ()) -> None:
-        super().__init__(signal.Signals(signum).name)
+        super().__init__(signal_name(signum))
         self.signum = signum
         self.still_published = tuple(still_published)
         """Outputs published before the stop that could not be withdrawn again."""
