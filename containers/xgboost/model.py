@@ -1,8 +1,9 @@
 """Model artifacts: loading what SageMaker's XGBoost versions wrote, and predicting with them.
 
-Every regular file of the model directory is a model (hidden files are skipped with a warning,
-directories such as ``code/`` are not models); with ``SAGEMAKER_INFERENCE_ENSEMBLE=false`` only
-the first one (by name) is loaded. Each file may be
+The models of a directory are its files named ``xgboost-model*``, else every file that is an
+XGBoost model (:func:`find_model_files`; hidden files, archives such as the ``model.tar.gz``
+SDK local mode leaves beside them, and directories such as ``code/`` are never models); with
+``SAGEMAKER_INFERENCE_ENSEMBLE=false`` only the first one (by name) is loaded. Each file may be
 
 - a pickled ``Booster`` (SageMaker XGBoost 0.90 - 1.2; unpickling runs code: load only models
   you trust, as for any pickle),
@@ -26,6 +27,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from sagedock.serving import model_files
 from sagedock.toolkit.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -157,18 +159,6 @@ def _learner(booster: Any) -> Mapping[str, Any]:
     return config
 
 
-def model_files(model_dir: Path) -> list[Path]:
-    """The model files of *model_dir*, sorted by name."""
-    files = []
-    for entry in sorted(model_dir.iterdir()):
-        if entry.name.startswith("."):
-            logger.warning("skipping hidden file %s in the model directory", entry)
-            continue
-        if entry.is_file():
-            files.append(entry)
-    return files
-
-
 #: SageMaker's name for the model file (``xgboost-model-<fold>`` for cross-validation folds).
 MODEL_FILE_PREFIX = "xgboost-model"
 _HEAD_BYTES = 64
@@ -196,9 +186,35 @@ def is_model_file(path: Path) -> bool:
 
 def is_model_dir(model_dir: Path) -> bool:
     """True when *model_dir* holds XGBoost models and nothing else :func:`load_model` would
-    try to load (hidden files and folders such as ``code/`` aside)."""
-    files = [p for p in model_dir.iterdir() if p.is_file() and not p.name.startswith(".")]
+    try to load (hidden files, archives and folders such as ``code/`` aside)."""
+    files = model_files.candidates(model_dir)
     return bool(files) and all(is_model_file(p) for p in files)
+
+
+def find_model_files(model_dir: Path) -> list[Path]:
+    """The files :func:`load_model` loads from *model_dir*: those named ``xgboost-model*``;
+    else every file that is an XGBoost model (an ensemble when several); else the one file
+    that is not an archive (so that its error names it). Archives are never candidates: SDK
+    local mode serves the folder that holds ``model.tar.gz`` beside what it extracted.
+
+    :raises ModelError: nothing to load, or several files none of which is a model.
+    """
+    found = model_files.candidates(model_dir)
+    named = [p for p in found if p.name.startswith(MODEL_FILE_PREFIX)]
+    if named:
+        chosen = named
+    else:
+        models = [p for p in found if is_model_file(p)]
+        chosen = models or (found if len(found) == 1 else [])
+    if not chosen:
+        raise model_files.not_found(
+            model_dir,
+            f"{MODEL_FILE_PREFIX} (an XGBoost pickle, binary, JSON or UBJSON model)",
+            among=found,
+        )
+    for skipped in sorted(set(model_files.visible_files(model_dir)) - set(chosen)):
+        logger.info("model directory: not loading %s (not an XGBoost model)", skipped.name)
+    return chosen
 
 
 def ensemble_enabled(environ: Mapping[str, str] | None = None) -> bool:
@@ -209,11 +225,10 @@ def ensemble_enabled(environ: Mapping[str, str] | None = None) -> bool:
 def load_model(model_dir: Path, *, ensemble: bool | None = None) -> XGBoostModel:
     """The model (or ensemble) in *model_dir*.
 
-    :raises UserError: no model file, or a file that is not a model.
+    :raises ModelError: no model file, or several files none of which is a model.
+    :raises UserError: a file chosen as a model is not one (the message names it).
     """
-    files = model_files(model_dir) if model_dir.is_dir() else []
-    if not files:
-        raise UserError(f"no model file in {model_dir} (expected xgboost-model)")
+    files = find_model_files(model_dir)
     if ensemble is None:
         ensemble = ensemble_enabled()
     if not ensemble:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sagedock.toolkit.errors import UserError
 
+from .. import model_files
 from ..handler import FrameworkDefaults
 
 _PARAMS = re.compile(r"^(?P<name>.+)-(?P<epoch>\d{4})\.params$")
@@ -48,7 +49,9 @@ def model_fn(model_dir: str | Path) -> Any:
 
     export = export_files(Path(model_dir))
     if export is None:
-        raise UserError(f"no MXNet export (NAME-symbol.json + NAME-0000.params) in {model_dir}")
+        raise model_files.not_found(
+            Path(model_dir), "an MXNet export (NAME-symbol.json + NAME-0000.params)"
+        )
     symbol = mx.sym.load(str(export.symbol))
     held = {key.split(":", 1)[-1] for key in mx.nd.load(str(export.params))}
     inputs = [name for name in symbol.list_inputs() if name not in held]

@@ -9,17 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sagedock.toolkit.errors import UserError
-
+from .. import model_files
 from ..handler import FrameworkDefaults
 
 SUFFIX = ".onnx"
 
 
+def onnx_files(model_dir: Path) -> list[Path]:
+    return model_files.candidates(model_dir, lambda p: p.suffix == SUFFIX)
+
+
 def model_file(model_dir: Path) -> Path | None:
-    """The one ``*.onnx`` file in *model_dir*, else ``None`` (none, or several)."""
-    found = [p for p in model_dir.iterdir() if p.is_file() and p.suffix == SUFFIX]
-    return found[0] if len(found) == 1 else None
+    """The one ``*.onnx`` file in *model_dir* (``model.onnx`` among several), else ``None``."""
+    return model_files.pick_one(onnx_files(model_dir))
 
 
 def detect(model_dir: Path) -> bool:
@@ -29,9 +31,12 @@ def detect(model_dir: Path) -> bool:
 def model_fn(model_dir: str | Path) -> Any:
     import onnxruntime
 
-    path = model_file(Path(model_dir))
+    model_dir = Path(model_dir)
+    path = model_file(model_dir)
     if path is None:
-        raise UserError(f"no single {SUFFIX} file in {model_dir}")
+        raise model_files.not_found(
+            model_dir, f"one {SUFFIX} file (model{SUFFIX})", among=onnx_files(model_dir)
+        )
     return onnxruntime.InferenceSession(
         str(path), sess_options=onnxruntime.SessionOptions(), providers=["CPUExecutionProvider"]
     )

@@ -15,6 +15,7 @@ from typing import Any
 
 from sagedock.toolkit.errors import UserError
 
+from .. import model_files
 from ..handler import FrameworkDefaults
 
 SAVED_MODEL = "saved_model.pb"
@@ -62,7 +63,7 @@ def model_fn(model_dir: str | Path) -> SavedModel:
 
     path = saved_model_dir(Path(model_dir))
     if path is None:
-        raise UserError(f"no TensorFlow SavedModel ({SAVED_MODEL}) under {model_dir}")
+        raise model_files.not_found(Path(model_dir), f"a TensorFlow SavedModel ({SAVED_MODEL})")
     loaded = tf.saved_model.load(str(path))
     signatures = getattr(loaded, "signatures", {}) or {}
     signature = signatures.get("serving_default")

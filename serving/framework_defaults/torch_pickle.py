@@ -31,8 +31,9 @@ from typing import Any
 
 from sagedock.toolkit.errors import UserError
 
+from .. import model_files
 from ..handler import FrameworkDefaults, Hook, InferenceContext, bind_hook
-from .torchscript import SUFFIXES, archive_names, is_torchscript, predict_fn
+from .torchscript import SUFFIXES, archive_names, is_torchscript, predict_fn, torch_files
 
 #: The function of the user module that builds the architecture a state dict is loaded into.
 FACTORY = "build_model"
@@ -122,7 +123,11 @@ def model_fn(
     model_dir = Path(model_dir)
     path = pickle_file(model_dir)
     if path is None:
-        raise UserError(f"no torch.save file ({', '.join(SUFFIXES)}) in {model_dir}")
+        raise model_files.not_found(
+            model_dir,
+            f"a torch.save file ({' or '.join('model' + s for s in SUFFIXES)})",
+            among=torch_files(model_dir),
+        )
     plain, obj = _weights_only(path)
     if plain and is_state_dict(obj):
         return _from_state_dict(path, obj, model_dir, context, build_model)

@@ -10,21 +10,26 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from sagedock.toolkit.errors import UserError
-
+from .. import model_files
 from ..handler import FrameworkDefaults
 
 SUFFIXES = (".pt", ".pth")
 
 
+def torch_files(model_dir: Path) -> list[Path]:
+    """The ``*.pt`` / ``*.pth`` files of *model_dir*."""
+    return model_files.candidates(model_dir, lambda p: p.suffix in SUFFIXES)
+
+
 def archive_names(model_dir: Path) -> tuple[Path, list[str]] | None:
-    """The one ``*.pt`` / ``*.pth`` file in *model_dir* and its zip listing, if it is a zip
-    archive (what ``torch.save`` and ``torch.jit.save`` both write)."""
-    found = [p for p in model_dir.iterdir() if p.is_file() and p.suffix in SUFFIXES]
-    if len(found) != 1 or not zipfile.is_zipfile(found[0]):
+    """The one ``*.pt`` / ``*.pth`` file in *model_dir* (``model.pt`` / ``model.pth`` among
+    several) and its zip listing, if it is a zip archive (what ``torch.save`` and
+    ``torch.jit.save`` both write)."""
+    path = model_files.pick_one(torch_files(model_dir))
+    if path is None or not zipfile.is_zipfile(path):
         return None
-    with zipfile.ZipFile(found[0]) as archive:
-        return found[0], archive.namelist()
+    with zipfile.ZipFile(path) as archive:
+        return path, archive.namelist()
 
 
 def is_torchscript(names: Sequence[str]) -> bool:
@@ -47,9 +52,14 @@ def detect(model_dir: Path) -> bool:
 def model_fn(model_dir: str | Path) -> Any:
     import torch
 
-    path = model_file(Path(model_dir))
+    model_dir = Path(model_dir)
+    path = model_file(model_dir)
     if path is None:
-        raise UserError(f"no TorchScript archive ({', '.join(SUFFIXES)}) in {model_dir}")
+        raise model_files.not_found(
+            model_dir,
+            f"a TorchScript archive ({' or '.join('model' + s for s in SUFFIXES)})",
+            among=torch_files(model_dir),
+        )
     model = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
     model.eval()
     return model

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from sagedock.containers.xgboost.model import FeatureCountError, load_model
+from sagedock.serving.errors import ModelError
 from sagedock.toolkit.errors import UserError
 from tests.fixtures.xgboost import make_dataset
 
@@ -94,7 +95,7 @@ def test_a_file_that_is_not_a_model_is_named(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(UserError, match=r"model file notes\.txt: not an XGBoost model"):
         load_model(tmp_path)
-    with pytest.raises(UserError, match="no model file"):
+    with pytest.raises(ModelError, match=r"no model in .*expected xgboost-model.*does not exist"):
         load_model(tmp_path / "missing")
 
 
