@@ -2,7 +2,10 @@
 
 Indices are used as they are written, the way SageMaker's XGBoost (XGBoost's own parser) reads
 them: a file with 1-based indices gets an empty column 0, so the 8 features of the Abalone data
-give 9 columns. An entry that is not written is *missing* (not zero).
+give 9 columns. An entry that is not written is *missing* (not zero). An index written with an
+empty value (``8:``, as in upstream's own abalone-multiclass data) is a present 0: XGBoost's
+parser converts the empty number to 0 (at the end of a file; elsewhere its conversion runs past
+the token into the next line's label, which is a read past the token, not a format rule).
 
 Lines are split and converted by pyarrow compute kernels on blocks of the file, several blocks
 in parallel; every line is checked (XGBoost's own parser silently turns a malformed line into
@@ -59,10 +62,13 @@ def _line_reader(source: Any, block_size: int) -> Any:
     )
 
 
-def _numbers(strings: Any, tolerated: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+def _numbers(
+    strings: Any, tolerated: np.ndarray, value_at: np.ndarray
+) -> tuple[np.ndarray, np.ndarray | None]:
     """The numbers of *strings* and, when ``qid`` tokens occur, a mask of them.
 
-    Strings at *tolerated* positions (ignored labels of inference payloads) and the ``qid`` in
+    Strings at *tolerated* positions (ignored labels of inference payloads), empty strings at
+    *value_at* positions (the values of pairs, see the module docstring) and the ``qid`` in
     ``qid:<n>`` are read as 0; any other non-number makes the block malformed.
     """
     import pyarrow as pa
@@ -73,7 +79,13 @@ def _numbers(strings: Any, tolerated: np.ndarray) -> tuple[np.ndarray, np.ndarra
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     is_qid = np.asarray(pc.equal(strings, "qid").to_numpy(zero_copy_only=False), dtype=bool)
-    skip = is_qid | tolerated
+    empty = np.asarray(pc.binary_length(strings).to_numpy(zero_copy_only=False)) == 0
+    empty_value = np.zeros(len(strings), dtype=bool)
+    empty_value[value_at] = empty[value_at]
+    # ``qid:`` names no group: malformed, as the diagnostics say.
+    if np.any(empty_value[1:] & is_qid[:-1]):
+        raise _BlockError
+    skip = is_qid | tolerated | empty_value
     if not skip.any():
         raise _BlockError
     try:
@@ -112,7 +124,8 @@ def _parse_lines(lines: Any, labelled: bool) -> Batch:
         # Inference: a leading token without ':' is a label, ignored whatever it says.
         ignored = first[part_counts[first] == 1]
         tolerated[starts[ignored]] = True
-    nums, qid_parts = _numbers(strings, tolerated)
+    pair = ~is_first if labelled else part_counts == 2
+    nums, qid_parts = _numbers(strings, tolerated, starts[pair] + 1)
 
     label: np.ndarray | None = None
     weight: np.ndarray | None = None
@@ -122,9 +135,6 @@ def _parse_lines(lines: Any, labelled: bool) -> Batch:
         if has_weight.any():
             weight = np.ones(n_rows, dtype=np.float32)
             weight[has_weight] = nums[starts[first][has_weight] + 1]
-        pair = ~is_first
-    else:
-        pair = part_counts == 2
     pair_starts = starts[pair]
     index = nums[pair_starts]
     values = nums[pair_starts + 1].astype(np.float32)
@@ -166,6 +176,8 @@ def _check_pair(token: str) -> str | None:
         return None if value.isdigit() else f"{token[:40]!r}: qid must be an integer"
     if not index.isdigit() or int(index) > _MAX_INDEX:
         return f"{token[:40]!r}: the index must be a non-negative integer"
+    if not value:
+        return None  # an empty value is 0 (module docstring)
     try:
         float(value)
     except ValueError:

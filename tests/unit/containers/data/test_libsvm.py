@@ -77,6 +77,11 @@ def test_blocks_are_parsed_in_parallel_and_in_order(
         ("1 a:2", "'a:2': the index must be a non-negative integer"),
         ("1 -1:2", "'-1:2': the index must be a non-negative integer"),
         ("1,2,3", "the label in '1,2,3' is not a number"),
+        # Only a feature's value may be empty.
+        ("1 qid: 1:2", "'qid:': qid must be an integer"),
+        ("1 :2", "':2': the index must be a non-negative integer"),
+        ("1: 1:2", "the weight in '1:' is not a number"),
+        ("1 2:x", "'2:x': the value is not a number"),
     ],
 )
 def test_malformed_lines_are_named(tmp_path: Path, line: str, problem: str) -> None:
@@ -94,3 +99,35 @@ def test_inference_payloads_may_omit_the_label() -> None:
     batch = parse_libsvm(b"2:1 3:1\n1 2:3\nlabel 0:5", labelled=False)
     assert batch.label is None
     assert batch.features.toarray().tolist() == [[0, 0, 1, 1], [0, 0, 3, 0], [5, 0, 0, 0]]
+
+
+def test_an_index_with_an_empty_value_is_a_stored_zero_as_xgboost_reads_it(
+    tmp_path: Path,
+) -> None:
+    xgboost = pytest.importorskip("xgboost")
+    # Upstream's abalone-multiclass validation file has such an entry (``8:``). XGBoost's parser
+    # turns the empty number into 0 when nothing follows; mid-file its conversion reads on into
+    # the next line, so the empty values here are on the last line only.
+    text = "1 1:1 2:0.5\n0 1:2 3:0.25\n2 2:4 1:3 8:\n"
+    path = tmp_path / "empty.libsvm"
+    path.write_text(text)
+    ours = concat(list(read_libsvm_files([path])))
+    theirs = xgboost.DMatrix(f"{path}?format=libsvm").get_data()
+    assert ours.features.shape == theirs.shape == (3, 9)
+    assert ours.features.nnz == theirs.nnz == 7  # the 0 is an entry, not a missing value
+    ours.features.sort_indices()
+    np.testing.assert_array_equal(ours.features.indices, theirs.indices)
+    np.testing.assert_array_equal(ours.features.data, theirs.data)
+    assert ours.features[2, 8] == 0
+
+
+def test_empty_values_read_as_zero_anywhere_on_a_line_in_requests_too() -> None:
+    batch = parse_libsvm(b"1 8: 2:1\n0 1:2 2:\t3:0.25\n", labelled=True)
+    assert batch.features.nnz == 5
+    dense = batch.features.toarray()
+    assert dense[:, :4].tolist() == [[0, 0, 1, 0], [0, 2, 0, 0.25]]
+    assert dense[:, 4:].tolist() == [[0] * 5, [0] * 5]
+    assert batch.features[0, 8] == 0 and batch.features[1, 2] == 0  # stored zeros
+    request = parse_libsvm(b"3:\n1 2:5 4:", labelled=False)
+    assert request.features.nnz == 3
+    assert request.features.toarray().tolist() == [[0, 0, 0, 0, 0], [0, 0, 5, 0, 0]]
