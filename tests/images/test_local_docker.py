@@ -87,7 +87,7 @@ def test_two_containers_find_each_other_by_host_name_and_share_the_data(
                     "S3DataSource": {
                         "S3DataType": "S3Prefix",
                         "S3Uri": str(data),
-                        "S3DistributionType": "ShardedByS3Key",
+                        "S3DataDistributionType": "ShardedByS3Key",
                     }
                 },
             }

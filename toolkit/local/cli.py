@@ -191,6 +191,12 @@ def run(args: argparse.Namespace) -> int:
         return 2 if type(exc).__name__ == "SpecError" else 1
 
 
+def _note_ignored(paths: tuple[str, ...]) -> None:
+    """Say once, before a command runs, which of the request's fields have no effect here."""
+    if paths:
+        print(f"ignored by the local platform: {', '.join(paths)}", file=sys.stderr, flush=True)
+
+
 def _run_train(args: argparse.Namespace) -> int:
     import signal
 
@@ -199,6 +205,7 @@ def _run_train(args: argparse.Namespace) -> int:
     from .training import TrainingJob, TrainOptions
 
     spec = parse_training_job(training_request(args))
+    _note_ignored(spec.ignored)
     job = TrainingJob(
         spec,
         options=TrainOptions(
@@ -246,6 +253,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         print("error: give --spec FILE or --model URI (model.tar.gz or directory)", file=sys.stderr)
         return 2
     model = parse_model(model_request(args, args.spec))
+    _note_ignored(model.ignored)
     options = ServeOptions(
         docker=args.docker,
         port=args.port,
@@ -255,7 +263,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         detach=args.detach,
         stream=None if args.detach else sys.stdout,
     )
-    endpoint = LocalEndpoint(model, name=args.name, options=options)
+    endpoint = LocalEndpoint(model, name=args.name or model.endpoint_name, options=options)
     url = endpoint.start()
     print(f"endpoint {endpoint.name!r} is in service at {url}", flush=True)
     print(f"  try: sagedock local invoke --url {url} --content-type text/csv '1,2,3'", flush=True)
@@ -305,6 +313,7 @@ def _run_invoke(args: argparse.Namespace) -> int:
     from .spec.reader import SpecError
 
     request = parse_invoke_request(invoke_request(args))
+    _note_ignored(request.ignored)
     if args.body is not None:
         body = _read_body(args.body)
     elif request.body is not None:
@@ -349,6 +358,7 @@ def _run_transform(args: argparse.Namespace) -> int:
     from .transform_job import TransformOptions, run_transform_job
 
     spec = parse_transform_job(transform_request(args))
+    _note_ignored(spec.ignored)
     model = None
     if args.url is None:
         if not (args.model or args.model_spec or args.image or args.algorithm):
@@ -361,6 +371,7 @@ def _run_transform(args: argparse.Namespace) -> int:
             model=args.model, image=args.image, env=None, name=spec.model_name
         )
         model = parse_model(model_request(model_args, args.model_spec))
+        _note_ignored(model.ignored)
     stop = StopRequest()
     signals = {"count": 0}
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .spec.training import REQUEST_FIELDS
+from .spec.schema import output_members
 from .state import write_json_atomic
 
 RECORD_NAME = "training-job.json"
@@ -62,9 +62,11 @@ class JobRecord:
             "LastModifiedTime": created,
             "SecondaryStatusTransitions": [],
         }
-        for key in REQUEST_FIELDS:
-            if key in request:
-                doc[key] = request[key]
+        # The request's fields that DescribeTrainingJob answers with, as SageMaker echoes them.
+        echoed = output_members("DescribeTrainingJob")
+        for key, value in request.items():
+            if key in echoed and key not in doc:
+                doc[key] = value
         record = cls(doc, path)
         record.transition("Starting")
         return record

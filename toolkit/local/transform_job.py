@@ -24,6 +24,7 @@ from . import http, state
 from .record import now
 from .serving import LocalEndpoint, ServeOptions
 from .spec.model import ModelSpec
+from .spec.schema import output_members
 from .spec.transform import TransformJobSpec
 from .training import arn
 from .transform.runner import (
@@ -98,19 +99,8 @@ def run_transform_job(
         "TransformJobStatus": "InProgress",
         "ModelName": spec.model_name,
         "CreationTime": now(),
-        **{
-            k: v
-            for k, v in spec.request.items()
-            if k
-            in (
-                "TransformInput",
-                "TransformOutput",
-                "TransformResources",
-                "DataProcessing",
-                "ModelClientConfig",
-                "Environment",
-            )
-        },
+        # The request's fields that DescribeTransformJob answers with, as SageMaker echoes them.
+        **{k: v for k, v in spec.request.items() if k in output_members("DescribeTransformJob")},
     }
     record_path = job_dir / TRANSFORM_RECORD_NAME
     endpoint: LocalEndpoint | None = None

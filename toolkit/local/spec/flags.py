@@ -21,7 +21,7 @@ from .reader import SpecError, load_document, parse_key_values
 CHANNEL_OPTIONS = {
     "content_type": "ContentType",
     "mode": "InputMode",
-    "distribution": "S3DistributionType",
+    "distribution": "S3DataDistributionType",
     "type": "S3DataType",
     "wrapper": "RecordWrapperType",
     "compression": "CompressionType",
@@ -65,7 +65,7 @@ def parse_channel_flag(text: str) -> dict[str, Any]:
                 f"(known: {', '.join(CHANNEL_OPTIONS)})"
             )
         field = CHANNEL_OPTIONS[key]
-        if field in ("S3DataType", "S3DistributionType"):
+        if field in ("S3DataType", "S3DataDistributionType"):
             source[field] = value
         elif field == "AttributeNames":
             source[field] = [v for v in value.split(";") if v]

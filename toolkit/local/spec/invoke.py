@@ -1,9 +1,9 @@
 """InvokeEndpoint request (SageMaker Runtime) -> :class:`InvokeRequest`.
 
-The same fields the runtime API takes: ``Body``, ``ContentType``, ``Accept``,
-``CustomAttributes``, ``TargetModel``, ``TargetVariant``, ``InferenceId`` and ``EndpointName``
-(here the name of an endpoint started with ``sagedock local serve --name``). The header fields
-become the headers SageMaker forwards to the container.
+The fields of the runtime API (checked against botocore's ``sagemaker-runtime`` model):
+``Body``, ``ContentType``, ``Accept``, ``CustomAttributes``, ``TargetModel``, ``TargetVariant``,
+``InferenceId`` and ``EndpointName`` (here the name of an endpoint started with ``sagedock
+local serve``). The header fields become the headers SageMaker forwards to the container.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .reader import Node, as_mapping
+from .schema import LocalRules, check_request
 
 DEFAULT_CONTENT_TYPE = "application/json"
 
@@ -24,12 +25,21 @@ HEADER_FIELDS = {
     "TargetVariant": "X-Amzn-SageMaker-Target-Variant",
     "InferenceId": "X-Amzn-SageMaker-Inference-Id",
 }
-#: Accepted, with no meaning for one local container.
-IGNORED_FIELDS = (
-    "TargetContainerHostname",
-    "EnableExplanations",
-    "InferenceComponentName",
-    "SessionId",
+#: How a local invocation departs from InvokeEndpoint (see :class:`.schema.LocalRules`):
+#: ``--url`` / ``--port`` may name the endpoint and the command line may give the body, which
+#: may also be inline JSON.
+RULES = LocalRules(
+    ignored=frozenset(
+        {
+            "TargetContainerHostname",
+            "EnableExplanations",
+            "InferenceComponentName",
+            "SessionId",
+            "PrefixAwareId",
+        }
+    ),
+    optional=frozenset({"EndpointName", "Body"}),
+    any_json=frozenset({"Body"}),
 )
 
 
@@ -41,6 +51,8 @@ class InvokeRequest:
     accept: str | None = None
     endpoint_name: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    #: JSON paths of the request's fields that the local platform ignores (for the log).
+    ignored: tuple[str, ...] = ()
 
 
 def _body(node: Node) -> bytes | None:
@@ -61,12 +73,10 @@ def parse_invoke_request(document: Mapping[str, Any] | Node) -> InvokeRequest:
     :raises SpecError: naming the field at fault.
     """
     node = as_mapping(document)
-    node.check_keys(
-        ["Body", "ContentType", "Accept", "EndpointName", *HEADER_FIELDS], IGNORED_FIELDS
-    )
+    checked = check_request(node, "InvokeEndpoint", RULES)
     headers = {}
     for key, header in HEADER_FIELDS.items():
-        value = node.string(key, max_length=1024 if key == "CustomAttributes" else None)
+        value = node.string(key)
         if value is not None:
             headers[header] = value
     return InvokeRequest(
@@ -75,4 +85,5 @@ def parse_invoke_request(document: Mapping[str, Any] | Node) -> InvokeRequest:
         accept=node.string("Accept"),
         endpoint_name=node.string("EndpointName"),
         headers=headers,
+        ignored=checked.ignored,
     )

@@ -12,16 +12,75 @@ from sagedock.toolkit.errors import UserError
 from sagedock.toolkit.local import locations
 
 from .reader import Node
+from .schema import LocalRules, check_request
 
+# Model and endpoint names become folder names: the API's pattern, checked because it keeps
+# them inside the state folder.
 MODEL_NAME_PATTERN = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
-IGNORED_MODEL_FIELDS = (
-    "ExecutionRoleArn",
-    "Tags",
-    "VpcConfig",
-    "EnableNetworkIsolation",
-    "InferenceExecutionConfig",
-    "DeploymentRecommendation",
+#: The parts of a model document (our own layout: one request of each operation).
+PARTS = {
+    "Model": "CreateModel",
+    "EndpointConfig": "CreateEndpointConfig",
+    "Endpoint": "CreateEndpoint",
+}
+LOCAL_INSTANCE_TYPES = ("local", "local_gpu")
+
+_CONTAINER_IGNORED = (
+    "ContainerHostname",
+    "ImageConfig",
+    "AdditionalModelDataSources",
+    "ModelPackageName",
+    "InferenceSpecificationName",
+    "MultiModelConfig",
+    "ContainerMetricsConfig",
+    "ModelDataSource.S3DataSource.ModelAccessConfig",
+    "ModelDataSource.S3DataSource.HubAccessConfig",
 )
+#: How a local endpoint departs from each request (see :class:`.schema.LocalRules`).
+RULES = {
+    "CreateModel": LocalRules(
+        ignored=frozenset(
+            {
+                "ExecutionRoleArn",
+                "Tags",
+                "VpcConfig",
+                "EnableNetworkIsolation",
+                "InferenceExecutionConfig",
+                *(f"PrimaryContainer.{name}" for name in _CONTAINER_IGNORED),
+                *(f"Containers[].{name}" for name in _CONTAINER_IGNORED),
+            }
+        ),
+        optional=frozenset({"ModelName"}),
+    ),
+    "CreateEndpointConfig": LocalRules(
+        ignored=frozenset(
+            {
+                "DataCaptureConfig",
+                "Tags",
+                "KmsKeyId",
+                "AsyncInferenceConfig",
+                "ExplainerConfig",
+                "ShadowProductionVariants",
+                "ExecutionRoleArn",
+                "VpcConfig",
+                "EnableNetworkIsolation",
+                "ProductionVariants[].AcceleratorType",
+                "ProductionVariants[].CoreDumpConfig",
+                "ProductionVariants[].ServerlessConfig",
+                "ProductionVariants[].VolumeSizeInGB",
+                "ProductionVariants[].ModelDataDownloadTimeoutInSeconds",
+                "ProductionVariants[].ManagedInstanceScaling",
+                "ProductionVariants[].RoutingConfig",
+            }
+        ),
+        optional=frozenset({"EndpointConfigName", "ProductionVariants[].VariantName"}),
+        extra_values={"ProductionVariants[].InstanceType": LOCAL_INSTANCE_TYPES},
+    ),
+    "CreateEndpoint": LocalRules(
+        ignored=frozenset({"DeploymentConfig", "Tags"}),
+        optional=frozenset({"EndpointName", "EndpointConfigName"}),
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -39,6 +98,10 @@ class ModelSpec:
     environment: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     multi_model: bool = False
     startup_timeout: int | None = None
+    #: ``Endpoint.EndpointName`` of a whole model document: the local endpoint's name.
+    endpoint_name: str | None = None
+    #: JSON paths of the request's fields that the local platform ignores (for the log).
+    ignored: tuple[str, ...] = ()
     request: Mapping[str, Any] = field(
         default_factory=lambda: MappingProxyType({}), compare=False, repr=False
     )
@@ -47,18 +110,8 @@ class ModelSpec:
 def _container(
     node: Node, cwd: Path | None
 ) -> tuple[str | None, str | None, bool, dict[str, str], bool]:
-    node.check_keys(
-        ["Image", "ModelDataUrl", "ModelDataSource", "Environment", "Mode", "ContainerHostname"],
-        [
-            "ImageConfig",
-            "InferenceSpecificationName",
-            "MultiModelConfig",
-            "ModelPackageName",
-            "AdditionalModelDataSources",
-        ],
-    )
     image = node.string("Image")
-    mode = node.string("Mode", default="SingleModel", choices=("SingleModel", "MultiModel"))
+    mode = node.string("Mode", default="SingleModel")
     data: str | None = None
     compressed = True
     if node.has("ModelDataUrl") and node.has("ModelDataSource"):
@@ -76,11 +129,8 @@ def _container(
         assert source is not None
         s3 = source.object("S3DataSource", required=True)
         assert s3 is not None
-        s3.check_keys(
-            ["S3Uri", "S3DataType", "CompressionType"], ["ModelAccessConfig", "HubAccessConfig"]
-        )
-        kind = s3.string("S3DataType", required=True, choices=("S3Prefix", "S3Object"))
-        compression = s3.string("CompressionType", required=True, choices=("None", "Gzip"))
+        kind = s3.string("S3DataType", required=True)
+        compression = s3.string("CompressionType", required=True)
         raw = s3.string("S3Uri", required=True) or ""
         try:
             data = locations.normalize(raw, cwd=cwd)
@@ -101,21 +151,31 @@ def parse_model(doc: Node | Mapping[str, Any], *, cwd: Path | None = None) -> Mo
     """
     root = doc if isinstance(doc, Node) else Node(dict(doc))
     startup_timeout = None
+    endpoint_name = None
+    ignored: list[str] = []
     if "Model" in root.as_object():
-        root.check_keys(["Model", "EndpointConfig", "Endpoint"])
+        for key in root.as_object():
+            if key not in PARTS:
+                raise root.error(f"unknown part (a model document has {', '.join(PARTS)})", key)
+        for key, operation in PARTS.items():
+            part = root.object(key, required=key == "Model")
+            if part is not None:
+                ignored += check_request(part, operation, RULES[operation]).ignored
         config = root.object("EndpointConfig")
         if config is not None:
             variants = config.items("ProductionVariants")
             if len(variants) > 1:
                 raise config.error("only one production variant runs locally", "ProductionVariants")
             if variants:
-                startup_timeout = variants[0].integer(
-                    "ContainerStartupHealthCheckTimeoutInSeconds", minimum=60, maximum=3600
-                )
+                startup_timeout = variants[0].integer("ContainerStartupHealthCheckTimeoutInSeconds")
+        endpoint = root.object("Endpoint")
+        if endpoint is not None:
+            endpoint_name = endpoint.string("EndpointName", pattern=MODEL_NAME_PATTERN)
         model = root.object("Model", required=True)
         assert model is not None
         root = model
-    root.check_keys(["ModelName", "PrimaryContainer", "Containers"], IGNORED_MODEL_FIELDS)
+    else:
+        ignored += check_request(root, "CreateModel", RULES["CreateModel"]).ignored
     name = root.string("ModelName", default="model", pattern=MODEL_NAME_PATTERN) or "model"
     containers = root.items("Containers")
     if root.has("PrimaryContainer") and containers:
@@ -136,5 +196,7 @@ def parse_model(doc: Node | Mapping[str, Any], *, cwd: Path | None = None) -> Mo
         environment=MappingProxyType(env),
         multi_model=multi,
         startup_timeout=startup_timeout,
+        endpoint_name=endpoint_name,
+        ignored=tuple(ignored),
         request=MappingProxyType(dict(root.as_object())),
     )

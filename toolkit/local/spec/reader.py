@@ -1,13 +1,14 @@
 """Reading SageMaker request JSON with errors that name the JSON path of the bad field.
 
 A :class:`Node` wraps one JSON value and the path that leads to it
-(``InputDataConfig[1].DataSource.S3DataSource.S3Uri``); its accessors check types, choices and
-ranges and raise :class:`SpecError` saying which field is wrong and why.
+(``InputDataConfig[1].DataSource.S3DataSource.S3Uri``); its accessors read values, apply
+defaults and check what the local platform adds to the API's own rules, raising
+:class:`SpecError` saying which field is wrong and why. The API's names, types and enums are
+checked before, against botocore's model (:mod:`.schema`).
 """
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -29,7 +30,8 @@ def _join(path: str, key: str | int) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _kind(value: Any) -> str:
+def describe_kind(value: Any) -> str:
+    """The JSON kind of *value* for a message (``a string``, ``an object``, ``null``)."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -60,7 +62,7 @@ class Node:
     # -- structure ------------------------------------------------------------------------
     def as_object(self) -> dict[str, Any]:
         if not isinstance(self.value, dict):
-            raise self.error(f"expected an object, got {_kind(self.value)}")
+            raise self.error(f"expected an object, got {describe_kind(self.value)}")
         return self.value
 
     def has(self, key: str) -> bool:
@@ -89,21 +91,10 @@ class Node:
                 raise self.error("is required", key)
             return []
         if not isinstance(node.value, list):
-            raise node.error(f"expected a list, got {_kind(node.value)}")
+            raise node.error(f"expected a list, got {describe_kind(node.value)}")
         if len(node.value) < min_items:
             raise node.error(f"needs at least {min_items} element(s)")
         return [node.child(i) for i in range(len(node.value))]
-
-    def check_keys(self, known: Iterable[str], ignored: Iterable[str] = ()) -> None:
-        """Refuse keys that are neither *known* nor *ignored* (accepted, meaningless locally),
-        suggesting the closest known key: a typo must not be silently dropped."""
-        known_set = set(known)
-        allowed = known_set | set(ignored)
-        for key in self.as_object():
-            if key not in allowed:
-                close = difflib.get_close_matches(key, sorted(allowed), n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise self.error(f"unknown field{hint}", key)
 
     # -- scalars --------------------------------------------------------------------------
     def string(
@@ -112,9 +103,7 @@ class Node:
         *,
         required: bool = False,
         default: str | None = None,
-        choices: Iterable[str] | None = None,
         pattern: str | None = None,
-        max_length: int | None = None,
         allow_empty: bool = False,
     ) -> str | None:
         """The string under *key*; absent gives *default* (an error when *required*)."""
@@ -124,23 +113,13 @@ class Node:
                 raise self.error("is required", key)
             return default
         if not isinstance(value, str):
-            raise self.error(f"expected a string, got {_kind(value)}", key)
+            raise self.error(f"expected a string, got {describe_kind(value)}", key)
         if not value and not allow_empty:
             if required:
                 raise self.error("must not be empty", key)
             return default
-        if choices is not None:
-            options = list(choices)
-            if value not in options:
-                # Accept a different case (API values are case-sensitive; people are not).
-                folded = {o.lower(): o for o in options}
-                if value.lower() in folded:
-                    return folded[value.lower()]
-                raise self.error(f"{value!r} is not one of {', '.join(options)}", key)
         if pattern is not None and not re.fullmatch(pattern, value):
             raise self.error(f"{value!r} does not match {pattern}", key)
-        if max_length is not None and len(value) > max_length:
-            raise self.error(f"is longer than {max_length} characters", key)
         return value
 
     def integer(
@@ -157,39 +136,31 @@ class Node:
             if required:
                 raise self.error("is required", key)
             return default
-        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.error(f"expected an integer, got {_kind(value)}", key)
+            raise self.error(f"expected an integer, got {describe_kind(value)}", key)
         if minimum is not None and value < minimum:
             raise self.error(f"{value} is below the minimum {minimum}", key)
         if maximum is not None and value > maximum:
             raise self.error(f"{value} is above the maximum {maximum}", key)
         return value
 
-    def string_map(self, key: str, *, json_encode_values: bool = False) -> dict[str, str]:
-        """A ``{string: string}`` object. With *json_encode_values*, numbers and booleans are
-        accepted and written as JSON (``10``, ``true``), as a convenience over the API, which
-        takes strings only."""
+    def string_map(self, key: str) -> dict[str, str]:
+        """A ``{string: string}`` object (empty when absent)."""
         node = self.child(key)
         if node.value is None:
             return {}
-        obj = node.as_object()
         out: dict[str, str] = {}
-        for k, v in obj.items():
-            if isinstance(v, str):
-                out[k] = v
-            elif json_encode_values and isinstance(v, int | float | bool):
-                out[k] = json.dumps(v)
-            else:
-                raise node.error(f"expected a string value, got {_kind(v)}", k)
+        for k, v in node.as_object().items():
+            if not isinstance(v, str):
+                raise node.error(f"expected a string, got {describe_kind(v)}", k)
+            out[k] = v
         return out
 
     def string_list(self, key: str) -> tuple[str, ...]:
         out = []
         for item in self.items(key):
             if not isinstance(item.value, str):
-                raise item.error(f"expected a string, got {_kind(item.value)}")
+                raise item.error(f"expected a string, got {describe_kind(item.value)}")
             out.append(item.value)
         return tuple(out)
 

@@ -13,48 +13,64 @@ from sagedock.toolkit.errors import UserError
 from sagedock.toolkit.local import locations
 
 from .reader import Node, SpecError
+from .schema import LocalRules, check_request
 
+# Names become folder names (the job's, input/data/<channel>): the API's patterns, checked here
+# because they keep paths inside their folders.
 JOB_NAME_PATTERN = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
 CHANNEL_NAME_PATTERN = r"[A-Za-z0-9.\-_]{1,64}"
-INPUT_MODES = ("File", "Pipe", "FastFile")
+#: The S3DataType values the local platform stages (the API also has Converse).
 S3_DATA_TYPES = ("S3Prefix", "ManifestFile", "AugmentedManifestFile")
-DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
 DEFAULT_MAX_RUNTIME = 86400  # SageMaker's default StoppingCondition (one day)
 MAX_MAX_RUNTIME = 28 * 86400
+MAX_INSTANCES = 64
 DEFAULT_CHECKPOINT_PATH = "/opt/ml/checkpoints"
 HOMOGENEOUS_GROUP = "homogeneousCluster"
+#: The instance types of SageMaker's SDK local mode, accepted besides the API's.
+LOCAL_INSTANCE_TYPES = ("local", "local_gpu")
 
-#: The CreateTrainingJob fields a local job uses (besides its name); DescribeTrainingJob
-#: echoes them back.
-REQUEST_FIELDS = (
-    "AlgorithmSpecification",
-    "HyperParameters",
-    "InputDataConfig",
-    "OutputDataConfig",
-    "ResourceConfig",
-    "StoppingCondition",
-    "CheckpointConfig",
-    "Environment",
-)
-
-#: Request fields that are valid for SageMaker but mean nothing on one machine.
-IGNORED_FIELDS = (
-    "RoleArn",
-    "Tags",
-    "VpcConfig",
-    "EnableNetworkIsolation",
-    "EnableInterContainerTrafficEncryption",
-    "EnableManagedSpotTraining",
-    "DebugHookConfig",
-    "DebugRuleConfigurations",
-    "TensorBoardOutputConfig",
-    "ExperimentConfig",
-    "ProfilerConfig",
-    "ProfilerRuleConfigurations",
-    "RetryStrategy",
-    "RemoteDebugConfig",
-    "InfraCheckConfig",
-    "SessionChainingConfig",
+#: How a local job departs from CreateTrainingJob (see :class:`.schema.LocalRules`).
+RULES = LocalRules(
+    ignored=frozenset(
+        {
+            "RoleArn",
+            "Tags",
+            "VpcConfig",
+            "EnableNetworkIsolation",
+            "EnableInterContainerTrafficEncryption",
+            "EnableManagedSpotTraining",
+            "DebugHookConfig",
+            "DebugRuleConfigurations",
+            "TensorBoardOutputConfig",
+            "ExperimentConfig",
+            "ProfilerConfig",
+            "ProfilerRuleConfigurations",
+            "RetryStrategy",
+            "RemoteDebugConfig",
+            "InfraCheckConfig",
+            "SessionChainingConfig",
+            "MlflowConfig",
+            "ModelPackageConfig",
+            "AlgorithmSpecification.EnableSageMakerMetricsTimeSeries",
+            "AlgorithmSpecification.TrainingImageConfig",
+            "InputDataConfig[].DataSource.S3DataSource.ModelAccessConfig",
+            "InputDataConfig[].DataSource.S3DataSource.HubAccessConfig",
+            "OutputDataConfig.KmsKeyId",
+            "ResourceConfig.VolumeSizeInGB",
+            "ResourceConfig.VolumeKmsKeyId",
+            "ResourceConfig.KeepAlivePeriodInSeconds",
+            "ResourceConfig.TrainingPlanArn",
+            "ResourceConfig.InstancePlacementConfig",
+            "ResourceConfig.InstancePreferences",
+            "StoppingCondition.MaxWaitTimeInSeconds",
+            "StoppingCondition.MaxPendingTimeInSeconds",
+        }
+    ),
+    optional=frozenset({"RoleArn"}),
+    extra_values={
+        "ResourceConfig.InstanceType": LOCAL_INSTANCE_TYPES,
+        "ResourceConfig.InstanceGroups[].InstanceType": LOCAL_INSTANCE_TYPES,
+    },
 )
 
 
@@ -117,6 +133,8 @@ class TrainingJobSpec:
     checkpoint_uri: str | None = None
     checkpoint_local_path: str = DEFAULT_CHECKPOINT_PATH
     environment: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: JSON paths of the request's fields that the local platform ignores (for the log).
+    ignored: tuple[str, ...] = ()
     request: Mapping[str, Any] = field(
         default_factory=lambda: MappingProxyType({}), compare=False, repr=False
     )
@@ -166,43 +184,30 @@ def _location(node: Node, key: str, cwd: Path | None) -> str:
 
 
 def _channel(node: Node, default_mode: str, cwd: Path | None) -> InputChannel:
-    node.check_keys(
-        [
-            "ChannelName",
-            "DataSource",
-            "ContentType",
-            "CompressionType",
-            "RecordWrapperType",
-            "InputMode",
-            "ShuffleConfig",
-        ]
-    )
     name = node.string("ChannelName", required=True, pattern=CHANNEL_NAME_PATTERN)
+    if name in (".", ".."):
+        raise node.error(f"{name!r} is not a channel name", "ChannelName")
     source = node.object("DataSource", required=True)
     assert source is not None and name is not None
-    source.check_keys(["S3DataSource"], ["FileSystemDataSource"])
-    if source.has("FileSystemDataSource"):
-        raise source.error(
-            "EFS/FSx file systems are not available locally; use S3DataSource with a local "
-            "path or file:// URI",
-            "FileSystemDataSource",
-        )
+    for other in ("FileSystemDataSource", "DatasetSource"):
+        if source.has(other):
+            raise source.error(
+                "EFS/FSx file systems and datasets are not available locally; use "
+                "S3DataSource with a local path or file:// URI",
+                other,
+            )
     s3 = source.object("S3DataSource", required=True)
     assert s3 is not None
-    s3.check_keys(
-        [
+    data_type = s3.string("S3DataType", required=True) or ""
+    if data_type not in S3_DATA_TYPES:
+        raise s3.error(
+            f"{data_type} is not supported by the local platform (it stages "
+            f"{', '.join(S3_DATA_TYPES)})",
             "S3DataType",
-            "S3Uri",
-            "S3DistributionType",
-            "AttributeNames",
-            "InstanceGroupNames",
-        ],
-        ["ModelAccessConfig", "HubAccessConfig"],
-    )
-    data_type = s3.string("S3DataType", required=True, choices=S3_DATA_TYPES)
-    input_mode = node.string("InputMode", default=default_mode, choices=INPUT_MODES)
-    compression = node.string("CompressionType", default="None", choices=("None", "Gzip"))
-    wrapper = node.string("RecordWrapperType", default="None", choices=("None", "RecordIO"))
+        )
+    input_mode = node.string("InputMode", default=default_mode) or default_mode
+    compression = node.string("CompressionType", default="None") or "None"
+    wrapper = node.string("RecordWrapperType", default="None") or "None"
     if compression == "Gzip" and input_mode != "Pipe":
         raise node.error(
             "Gzip is only used in Pipe input mode (SageMaker requires None in File mode)",
@@ -220,15 +225,11 @@ def _channel(node: Node, default_mode: str, cwd: Path | None) -> InputChannel:
         raise s3.error("is only valid with S3DataType AugmentedManifestFile", "AttributeNames")
     shuffle = node.object("ShuffleConfig")
     seed = shuffle.integer("Seed", required=True) if shuffle is not None else None
-    assert data_type is not None and input_mode is not None
-    assert compression is not None and wrapper is not None
     return InputChannel(
         name=name,
         location=_location(s3, "S3Uri", cwd),
         data_type=data_type,
-        distribution=s3.string(
-            "S3DistributionType", default="FullyReplicated", choices=DISTRIBUTIONS
-        )
+        distribution=s3.string("S3DataDistributionType", default="FullyReplicated")
         or "FullyReplicated",
         content_type=node.string("ContentType"),
         compression=compression,
@@ -241,17 +242,12 @@ def _channel(node: Node, default_mode: str, cwd: Path | None) -> InputChannel:
 
 
 def _instance_groups(node: Node) -> tuple[tuple[InstanceGroup, ...], bool]:
-    node.check_keys(
-        ["InstanceType", "InstanceCount", "InstanceGroups"],
-        ["VolumeSizeInGB", "VolumeKmsKeyId", "KeepAlivePeriodInSeconds", "TrainingPlanArn"],
-    )
     groups = node.items("InstanceGroups")
     if groups:
         if node.has("InstanceCount") or node.has("InstanceType"):
             raise node.error("give either InstanceGroups or InstanceType/InstanceCount, not both")
         out = []
         for g in groups:
-            g.check_keys(["InstanceType", "InstanceCount", "InstanceGroupName"])
             out.append(
                 InstanceGroup(
                     name=g.string("InstanceGroupName", required=True) or "",
@@ -263,7 +259,7 @@ def _instance_groups(node: Node) -> tuple[tuple[InstanceGroup, ...], bool]:
         if len(set(names)) != len(names):
             raise node.error("instance group names must be unique", "InstanceGroups")
         return tuple(out), True
-    count = node.integer("InstanceCount", default=1, minimum=1, maximum=64) or 1
+    count = node.integer("InstanceCount", default=1, minimum=1, maximum=MAX_INSTANCES) or 1
     instance_type = node.string("InstanceType", default="local") or "local"
     return (InstanceGroup(HOMOGENEOUS_GROUP, instance_type, count),), False
 
@@ -279,26 +275,18 @@ def parse_training_job(
     :raises SpecError: naming the JSON path of the first bad field.
     """
     root = doc if isinstance(doc, Node) else Node(dict(doc))
-    root.check_keys(["TrainingJobName", *REQUEST_FIELDS], IGNORED_FIELDS)
+    checked = check_request(root, "CreateTrainingJob", RULES)
+    if root.has("ServerlessJobConfig"):
+        raise root.error(
+            "serverless training jobs are not available locally", "ServerlessJobConfig"
+        )
     name = root.string("TrainingJobName", required=True, pattern=JOB_NAME_PATTERN)
     assert name is not None
 
     algo = root.object("AlgorithmSpecification") or Node({}, "AlgorithmSpecification")
-    algo.check_keys(
-        [
-            "TrainingImage",
-            "AlgorithmName",
-            "TrainingInputMode",
-            "MetricDefinitions",
-            "ContainerEntrypoint",
-            "ContainerArguments",
-        ],
-        ["EnableSageMakerMetricsTimeSeries", "TrainingImageConfig"],
-    )
-    input_mode = algo.string("TrainingInputMode", default="File", choices=INPUT_MODES) or "File"
+    input_mode = algo.string("TrainingInputMode", default="File") or "File"
     metrics = []
     for m in algo.items("MetricDefinitions"):
-        m.check_keys(["Name", "Regex"])
         regex = m.string("Regex", required=True) or ""
         try:
             re.compile(regex)
@@ -306,12 +294,7 @@ def parse_training_job(
             raise m.error(f"not a valid regular expression: {exc}", "Regex") from None
         metrics.append(MetricDefinition(m.string("Name", required=True) or "", regex))
 
-    hyperparameters = root.string_map("HyperParameters", json_encode_values=True)
-    if len(hyperparameters) > 100:
-        raise root.error("at most 100 hyperparameters are allowed", "HyperParameters")
-    for key, value in hyperparameters.items():
-        if len(value) > 2500:
-            raise root.error("value is longer than 2500 characters", f"HyperParameters.{key}")
+    hyperparameters = root.string_map("HyperParameters")
 
     channels = [_channel(c, input_mode, cwd) for c in root.items("InputDataConfig")]
     seen: set[str] = set()
@@ -322,9 +305,8 @@ def parse_training_job(
 
     output = root.object("OutputDataConfig", required=True)
     assert output is not None
-    output.check_keys(["S3OutputPath", "CompressionType"], ["KmsKeyId"])
     output_path = _location(output, "S3OutputPath", cwd)
-    compression = output.string("CompressionType", default="GZIP", choices=("GZIP", "NONE"))
+    compression = output.string("CompressionType", default="GZIP")
 
     resources = root.object("ResourceConfig") or Node({}, "ResourceConfig")
     groups, heterogeneous = _instance_groups(resources)
@@ -338,9 +320,6 @@ def parse_training_job(
                 )
 
     stopping = root.object("StoppingCondition") or Node({}, "StoppingCondition")
-    stopping.check_keys(
-        ["MaxRuntimeInSeconds"], ["MaxWaitTimeInSeconds", "MaxPendingTimeInSeconds"]
-    )
     max_runtime = stopping.integer(
         "MaxRuntimeInSeconds", default=DEFAULT_MAX_RUNTIME, minimum=1, maximum=MAX_MAX_RUNTIME
     )
@@ -349,7 +328,6 @@ def parse_training_job(
     checkpoint_uri = None
     checkpoint_path = DEFAULT_CHECKPOINT_PATH
     if checkpoint is not None:
-        checkpoint.check_keys(["S3Uri", "LocalPath"])
         checkpoint_uri = _location(checkpoint, "S3Uri", cwd)
         checkpoint_path = checkpoint.string("LocalPath", default=DEFAULT_CHECKPOINT_PATH) or ""
         if not checkpoint_path.startswith("/"):
@@ -373,6 +351,7 @@ def parse_training_job(
         checkpoint_uri=checkpoint_uri,
         checkpoint_local_path=checkpoint_path,
         environment=MappingProxyType(root.string_map("Environment")),
+        ignored=checked.ignored,
         request=MappingProxyType(dict(root.as_object())),
     )
 

@@ -12,15 +12,30 @@ from sagedock.toolkit.errors import UserError
 from sagedock.toolkit.local import locations
 
 from .reader import Node
+from .schema import LocalRules, check_request
 
-JOB_NAME_PATTERN = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"
-SPLIT_TYPES = ("None", "Line", "RecordIO", "TFRecord")
-BATCH_STRATEGIES = ("SingleRecord", "MultiRecord")
-IGNORED_TRANSFORM_FIELDS = (
-    "Tags",
-    "ExperimentConfig",
-    "DataCaptureConfig",
-    "BatchDataCaptureConfig",
+JOB_NAME_PATTERN = r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}"  # a folder name: keep it inside
+#: The S3DataType values a local transform reads (the API also has AugmentedManifestFile).
+S3_DATA_TYPES = ("S3Prefix", "ManifestFile")
+#: SageMaker's limit on MaxConcurrentTransforms x MaxPayloadInMB (the model gives no range).
+MAX_PAYLOAD_TIMES_CONCURRENCY = 100
+LOCAL_INSTANCE_TYPES = ("local", "local_gpu")
+
+#: How a local transform departs from CreateTransformJob (see :class:`.schema.LocalRules`).
+RULES = LocalRules(
+    ignored=frozenset(
+        {
+            "Tags",
+            "ExperimentConfig",
+            "DataCaptureConfig",
+            "TransformOutput.KmsKeyId",
+            "TransformResources.VolumeKmsKeyId",
+            "TransformResources.TransformAmiVersion",
+        }
+    ),
+    # The model comes from --model / --model-spec; flags fill in the resources.
+    optional=frozenset({"ModelName", "TransformResources"}),
+    extra_values={"TransformResources.InstanceType": LOCAL_INSTANCE_TYPES},
 )
 
 
@@ -51,6 +66,8 @@ class TransformJobSpec:
     instance_count: int = 1
     instance_type: str = "local"
     environment: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: JSON paths of the request's fields that the local platform ignores (for the log).
+    ignored: tuple[str, ...] = ()
     request: Mapping[str, Any] = field(
         default_factory=lambda: MappingProxyType({}), compare=False, repr=False
     )
@@ -76,65 +93,48 @@ def parse_transform_job(
     :raises SpecError: naming the JSON path of the first bad field.
     """
     root = doc if isinstance(doc, Node) else Node(dict(doc))
-    root.check_keys(
-        [
-            "TransformJobName",
-            "ModelName",
-            "MaxConcurrentTransforms",
-            "ModelClientConfig",
-            "MaxPayloadInMB",
-            "BatchStrategy",
-            "Environment",
-            "TransformInput",
-            "TransformOutput",
-            "TransformResources",
-            "DataProcessing",
-        ],
-        IGNORED_TRANSFORM_FIELDS,
-    )
+    checked = check_request(root, "CreateTransformJob", RULES)
     name = root.string("TransformJobName", required=True, pattern=JOB_NAME_PATTERN) or ""
     model_name = root.string("ModelName", default="model") or "model"
-    max_concurrent = root.integer("MaxConcurrentTransforms", minimum=0, maximum=100)
-    max_payload = root.integer("MaxPayloadInMB", minimum=0, maximum=100)
-    strategy = root.string("BatchStrategy", choices=BATCH_STRATEGIES)
-    if max_concurrent and max_payload and max_concurrent * max_payload > 100:
+    max_concurrent = root.integer("MaxConcurrentTransforms", maximum=100)
+    max_payload = root.integer("MaxPayloadInMB", maximum=100)
+    strategy = root.string("BatchStrategy")
+    limit = MAX_PAYLOAD_TIMES_CONCURRENCY
+    if max_concurrent and max_payload and max_concurrent * max_payload > limit:
         raise root.error(
-            "MaxConcurrentTransforms x MaxPayloadInMB must not exceed 100", "MaxPayloadInMB"
+            f"MaxConcurrentTransforms x MaxPayloadInMB must not exceed {limit}", "MaxPayloadInMB"
         )
 
     client = root.object("ModelClientConfig") or Node({}, "ModelClientConfig")
-    client.check_keys(["InvocationsTimeoutInSeconds", "InvocationsMaxRetries"])
-    timeout = client.integer("InvocationsTimeoutInSeconds", default=600, minimum=1, maximum=3600)
-    retries = client.integer("InvocationsMaxRetries", default=3, minimum=0, maximum=3)
+    timeout = client.integer("InvocationsTimeoutInSeconds", default=600)
+    retries = client.integer("InvocationsMaxRetries", default=3)
 
     tin = root.object("TransformInput", required=True)
     assert tin is not None
-    tin.check_keys(["DataSource", "ContentType", "CompressionType", "SplitType"])
     source = tin.object("DataSource", required=True)
     assert source is not None
-    source.check_keys(["S3DataSource"])
     s3 = source.object("S3DataSource", required=True)
     assert s3 is not None
-    s3.check_keys(["S3DataType", "S3Uri"])
-    data_type = s3.string("S3DataType", required=True, choices=("S3Prefix", "ManifestFile")) or ""
+    data_type = s3.string("S3DataType", required=True) or ""
+    if data_type not in S3_DATA_TYPES:
+        raise s3.error(
+            f"{data_type} is not supported by the local platform (it reads "
+            f"{', '.join(S3_DATA_TYPES)})",
+            "S3DataType",
+        )
     input_location = _location(s3, "S3Uri", cwd)
-    split = tin.string("SplitType", default="None", choices=SPLIT_TYPES) or "None"
+    split = tin.string("SplitType", default="None") or "None"
 
     tout = root.object("TransformOutput", required=True)
     assert tout is not None
-    tout.check_keys(["S3OutputPath", "Accept", "AssembleWith"], ["KmsKeyId"])
     output_location = _location(tout, "S3OutputPath", cwd)
 
     resources = root.object("TransformResources") or Node({}, "TransformResources")
-    resources.check_keys(
-        ["InstanceType", "InstanceCount"], ["VolumeKmsKeyId", "TransformAmiVersion"]
-    )
 
     processing = root.object("DataProcessing") or Node({}, "DataProcessing")
-    processing.check_keys(["InputFilter", "OutputFilter", "JoinSource"])
-    input_filter = processing.string("InputFilter", default="$", max_length=63) or "$"
-    output_filter = processing.string("OutputFilter", default="$", max_length=63) or "$"
-    join = processing.string("JoinSource", default="None", choices=("None", "Input")) or "None"
+    input_filter = processing.string("InputFilter", default="$") or "$"
+    output_filter = processing.string("OutputFilter", default="$") or "$"
+    join = processing.string("JoinSource", default="None") or "None"
     # Parse the filters now so that a bad expression is reported against its field.
     from sagedock.toolkit.local.transform.jsonpath import JsonPathError, parse_jsonpath
 
@@ -158,12 +158,10 @@ def parse_transform_job(
         output_location=output_location,
         input_data_type=data_type,
         content_type=tin.string("ContentType"),
-        compression=tin.string("CompressionType", default="None", choices=("None", "Gzip"))
-        or "None",
+        compression=tin.string("CompressionType", default="None") or "None",
         split_type=split,
         accept=tout.string("Accept"),
-        assemble_with=tout.string("AssembleWith", default="None", choices=("None", "Line"))
-        or "None",
+        assemble_with=tout.string("AssembleWith", default="None") or "None",
         batch_strategy=strategy,
         max_payload_mb=max_payload,
         max_concurrent=max_concurrent or None,
@@ -175,5 +173,6 @@ def parse_transform_job(
         instance_count=resources.integer("InstanceCount", default=1, minimum=1) or 1,
         instance_type=resources.string("InstanceType", default="local") or "local",
         environment=MappingProxyType(root.string_map("Environment")),
+        ignored=checked.ignored,
         request=MappingProxyType(dict(root.as_object())),
     )

@@ -588,7 +588,7 @@ def test_sharded_channels_limited_to_an_instance_group_are_dealt_among_its_hosts
     doc["ResourceConfig"] = {
         "InstanceGroups": [
             {"InstanceGroupName": "a", "InstanceType": "ml.m5.large", "InstanceCount": 2},
-            {"InstanceGroupName": "b", "InstanceType": "ml.c5.large", "InstanceCount": 2},
+            {"InstanceGroupName": "b", "InstanceType": "ml.c5.xlarge", "InstanceCount": 2},
         ]
     }
     for channel in doc["InputDataConfig"]:

@@ -28,7 +28,7 @@ def spec(**overrides: Any) -> Any:
                     "S3DataSource": {
                         "S3DataType": "S3Prefix",
                         "S3Uri": "s3://bucket/t",
-                        "S3DistributionType": "ShardedByS3Key",
+                        "S3DataDistributionType": "ShardedByS3Key",
                     }
                 },
             },
@@ -129,7 +129,7 @@ def test_a_channel_limited_to_instance_groups_is_sharded_among_their_hosts_only(
         "ResourceConfig": {
             "InstanceGroups": [
                 {"InstanceGroupName": "a", "InstanceType": "ml.m5.large", "InstanceCount": 2},
-                {"InstanceGroupName": "b", "InstanceType": "ml.c5.large", "InstanceCount": 2},
+                {"InstanceGroupName": "b", "InstanceType": "ml.c5.xlarge", "InstanceCount": 2},
             ]
         },
         "InputDataConfig": [
@@ -139,7 +139,7 @@ def test_a_channel_limited_to_instance_groups_is_sharded_among_their_hosts_only(
                     "S3DataSource": {
                         "S3DataType": "S3Prefix",
                         "S3Uri": "s3://bucket/t",
-                        "S3DistributionType": "ShardedByS3Key",
+                        "S3DataDistributionType": "ShardedByS3Key",
                         "InstanceGroupNames": ["b"],
                     }
                 },

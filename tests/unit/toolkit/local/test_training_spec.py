@@ -87,7 +87,7 @@ def test_errors_name_the_json_path_of_the_bad_field() -> None:
         (
             lambda d: d["InputDataConfig"][0].update(InputMode="Stream"),
             "InputDataConfig[0].InputMode",
-            "'Stream' is not one of File, Pipe, FastFile",
+            "'Stream' is not one of Pipe, File, FastFile",
         ),
         (
             lambda d: d["InputDataConfig"][0].update(CompressionType="Gzip"),
@@ -107,7 +107,7 @@ def test_errors_name_the_json_path_of_the_bad_field() -> None:
         (
             lambda d: d["HyperParameters"].update(nested={"a": 1}),
             "HyperParameters.nested",
-            "expected a string value, got an object",
+            "expected a string, got an object",
         ),
         (
             lambda d: d.update(OutputDataConfg={}),
@@ -171,9 +171,11 @@ def test_instance_groups_number_hosts_across_groups_in_order() -> None:
     assert [c.name for c in spec.channels_for("algo-3")] == ["train", "validation"]
 
 
-def test_numbers_in_hyperparameters_are_accepted_as_json_text() -> None:
-    spec = parse_training_job(request(HyperParameters={"epochs": 10, "verbose": True}))
-    assert dict(spec.hyperparameters) == {"epochs": "10", "verbose": "true"}
+def test_hyperparameters_are_strings_as_the_api_takes_them() -> None:
+    with pytest.raises(
+        SpecError, match=r"^HyperParameters\.epochs: expected a string, got a number"
+    ):
+        parse_training_job(request(HyperParameters={"epochs": 10}))
 
 
 def _flags(**values: Any) -> argparse.Namespace:
@@ -214,7 +216,7 @@ def test_flags_build_the_same_spec_as_the_equivalent_document(tmp_path: Path) ->
                     "S3DataSource": {
                         "S3DataType": "S3Prefix",
                         "S3Uri": f"{tmp_path}/train",
-                        "S3DistributionType": "ShardedByS3Key",
+                        "S3DataDistributionType": "ShardedByS3Key",
                     }
                 },
             }
