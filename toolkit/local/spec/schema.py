@@ -205,7 +205,8 @@ class _Walker:
                 raise _error(path, f"give exactly one of {', '.join(members)}")
         for key, item in value.items():
             member_path = _schema_child(schema_path, key)
-            if member_path in self.rules.ignored:
+            # An empty list or object (the SDK sends "Tags": []) sets nothing worth a mention.
+            if member_path in self.rules.ignored and item not in ([], {}):
                 self.ignored.append(_child(path, key))
             self.value(item, members[key]["shape"], _child(path, key), member_path)
 

@@ -258,3 +258,30 @@ def test_every_path_the_local_rules_name_is_in_the_model(operation: str, rules: 
 def test_resolve_refuses_a_path_outside_the_model() -> None:
     with pytest.raises(KeyError, match="S3DistributionType"):
         resolve("CreateTrainingJob", "InputDataConfig[].DataSource.S3DataSource.S3DistributionType")
+
+
+def test_a_model_document_checks_each_part_against_its_operation() -> None:
+    doc: dict[str, Any] = {
+        "Model": {
+            "ModelName": "m",
+            "ExecutionRoleArn": "arn:aws:iam::1:role/r",
+            "PrimaryContainer": {"Image": "img:1", "ModelDataUrl": "s3://bucket/model.tar.gz"},
+        },
+        "EndpointConfig": {
+            "EndpointConfigName": "ep",
+            "ProductionVariants": [
+                {"VariantName": "AllTraffic", "ModelName": "m", "InstanceType": "ml.m5.large"}
+            ],
+        },
+        "Endpoint": {"EndpointName": "ep", "EndpointConfigName": "ep", "Tags": []},
+    }
+    spec = model.parse_model(doc)
+    assert spec.endpoint_name == "ep"
+    assert spec.ignored == ("Model.ExecutionRoleArn",)  # an empty Tags list sets nothing
+    doc["EndpointConfig"]["ProductionVariants"][0]["InstanceType"] = "ml.m5.larg"
+    with pytest.raises(
+        SpecError, match=r"^EndpointConfig\.ProductionVariants\[0\]\.InstanceType: "
+    ):
+        model.parse_model(doc)
+    with pytest.raises(SpecError, match=r"^Endpoints: unknown part"):
+        model.parse_model({"Model": doc["Model"], "Endpoints": {}})
