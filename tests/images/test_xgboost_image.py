@@ -172,3 +172,30 @@ def test_docker_stop_with_save_model_on_termination_exits_0_keeping_the_model(
     out = run_container(xgboost_image, "python", "-c", probe, volumes={tree: "/opt/ml"})
     assert out.returncode == 0, out.stderr[-2000:]
     assert 20 <= int(out.stdout.split()[-1]) < LONG_RUN["num_round"]
+
+
+def test_an_image_started_with_no_command_trains_when_the_layout_is_a_training_job(
+    xgboost_image: str, has_algorithm: None, tmp_path: Path
+) -> None:
+    # SageMaker SDK 3.x local mode starts the training container with no command.
+    rows = "\n".join(f"{2 * i},{i},{i % 3}" for i in range(30)) + "\n"
+    tree = write_tree(
+        tmp_path / "ml",
+        hyperparameters=HYPERPARAMETERS,
+        channels={"train": {"train.csv": rows.encode()}},
+        content_types={"train": "text/csv"},
+    )
+    out = run_container(xgboost_image, volumes={tree: "/opt/ml"})
+    log = out.stdout + out.stderr
+    assert out.returncode == 0, log[-4000:]
+    assert "no command given" in log and "running train" in log
+    assert (tree / "model" / "xgboost-model").is_file()
+
+
+def test_an_image_started_with_no_command_and_no_layout_says_why_and_exits_2(
+    xgboost_image: str,
+) -> None:
+    out = run_container(xgboost_image)
+    assert out.returncode == 2
+    assert "neither a training configuration" in out.stderr
+    assert "usage: docker run IMAGE train|serve|COMMAND" in out.stderr
