@@ -15,9 +15,7 @@ AWS's package is installed from the package index into a venv in the user's cach
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -28,6 +26,7 @@ from typing import Any
 import pytest
 
 from sagedock.toolkit.env import TrainingEnv
+from tests.fixtures.venvs import client_python
 
 from .jobs import DUMP_SCRIPT, clean_environ
 
@@ -166,71 +165,10 @@ print(json.dumps({{"env_vars": {{**env.to_env_vars(), **written}}, "cmd_args": e
 AWS_TRAIN = "from sagemaker_training.cli.train import main; main()"
 
 
-def user_cache_dir() -> Path:
-    """The user's cache directory (``$XDG_CACHE_HOME``, else ``~/.cache``) for sagedock's tests:
-    outside the clone, so every clone and CI run on one machine shares it."""
-    xdg = Path(os.environ.get("XDG_CACHE_HOME", ""))
-    base = xdg if xdg.is_absolute() else Path.home() / ".cache"
-    return base / "sagedock-tests"
-
-
-#: Written into the venv once AWS's package is installed: a venv without it is half-made.
-READY_MARKER = "sagedock-ready"
-
-
-def _venv_is_ready(venv: Path) -> bool:
-    python = venv / "bin" / "python"
-    try:
-        marked = (venv / READY_MARKER).read_text().strip() == AWS_PACKAGE
-    except OSError:
-        return False
-    check = [str(python), "-c", "import sagemaker_training"]
-    return marked and subprocess.run(check, capture_output=True).returncode == 0
-
-
-def _tail(text: str, lines: int = 30) -> str:
-    return "\n".join(text.strip().splitlines()[-lines:])
-
-
 @pytest.fixture(scope="session")
 def aws_python() -> Path:
-    """Python of a venv with AWS's sagemaker-training, cached in the user's cache directory.
-
-    The venv is named after the package and this interpreter's version; a lock keeps two test
-    runs from building it at once, and the ready marker is written only after pip succeeded,
-    so an interrupted install is redone instead of being used.
-    """
-    tag = f"{AWS_PACKAGE.replace('==', '-')}-py{sys.version_info[0]}.{sys.version_info[1]}"
-    cache = user_cache_dir()
-    venv = cache / tag
-    python = venv / "bin" / "python"
-    try:
-        cache.mkdir(parents=True, exist_ok=True)
-        lock = open(cache / f"{tag}.lock", "w")  # noqa: SIM115 - held while the venv is built
-    except OSError as exc:
-        pytest.fail(f"cannot use the cache directory {cache} for AWS's toolkit: {exc}")
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if _venv_is_ready(venv):
-            return python
-        created = subprocess.run(
-            [sys.executable, "-m", "venv", "--clear", str(venv)], capture_output=True, text=True
-        )
-        if created.returncode != 0:
-            output = _tail(created.stdout + created.stderr)
-            pytest.fail(f"cannot create a venv for {AWS_PACKAGE} in {venv}:\n{output}")
-        install = subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", AWS_PACKAGE],
-            capture_output=True,
-            text=True,
-        )
-        if install.returncode != 0:
-            pytest.fail(
-                f"cannot install {AWS_PACKAGE} from the package index into {venv} "
-                f"(pip exited with code {install.returncode}):\n{_tail(install.stderr)}"
-            )
-        (venv / READY_MARKER).write_text(AWS_PACKAGE + "\n")
-    return python
+    """Python of a cached venv with AWS's sagemaker-training (:mod:`tests.fixtures.venvs`)."""
+    return client_python(AWS_PACKAGE, module="sagemaker_training")
 
 
 def _write_tree(base: Path, hyperparameters: dict[str, Any], resource: dict[str, Any],
