@@ -104,7 +104,8 @@ class TrainingEnv:
     """``SAGEMAKER_TRAINING_MODULE`` (``pkg.module:function``), else ``None``."""
     log_level: int
     region: str
-    is_modelparallel_enabled: bool
+    is_modelparallel_enabled: bool | None
+    """``None`` when ``SM_HP_MP_PARAMETERS`` is unset or empty, else whether it is not ``{}``."""
     is_smddprun_installed: bool
     is_smddpmprun_installed: bool
 
@@ -148,7 +149,7 @@ class TrainingEnv:
         user = {k: v for k, v in decoded.items() if not _is_framework_key(k)}
         program = environ.get(PROGRAM_ENV) or _optional_str(framework.get(PROGRAM_PARAM))
         search_path = environ.get("PATH", os.defpath)
-        mp_parameters = environ.get(MODEL_PARALLEL_ENV, "")
+        mp_parameters = environ.get(MODEL_PARALLEL_ENV)
         return cls(
             paths=paths,
             hyperparameters=MappingProxyType(user),
@@ -178,7 +179,9 @@ class TrainingEnv:
                 or environ.get("AWS_DEFAULT_REGION")
                 or ""
             ),
-            is_modelparallel_enabled=mp_parameters not in ("", "{}"),
+            # AWS's toolkit gives null (not false) when the variable is unset: scripts that
+            # read SM_TRAINING_ENV see the same value in both.
+            is_modelparallel_enabled=mp_parameters != "{}" if mp_parameters else None,
             is_smddprun_installed=shutil.which("smddprun", path=search_path) is not None,
             is_smddpmprun_installed=shutil.which("smddpmprun", path=search_path) is not None,
         )

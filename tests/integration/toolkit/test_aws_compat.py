@@ -54,15 +54,6 @@ def _training_env(fix: Callable[[dict[str, Any]], None]) -> Patch:
     return patch
 
 
-def _modelparallel_is_a_bool(aws: dict[str, str], environ: Mapping[str, str]) -> None:
-    # AWS: `mp_parameters and mp_parameters != "{}"` leaks None (JSON null) when unset.
-    def fix(document: dict[str, Any]) -> None:
-        if document["is_modelparallel_enabled"] is None:
-            document["is_modelparallel_enabled"] = False
-
-    _training_env(fix)(aws, environ)
-
-
 def _no_program_means_no_module_name(aws: dict[str, str], environ: Mapping[str, str]) -> None:
     # AWS: str(None) -> the module name "None" when there is no program (algorithm mode).
     if aws["SM_MODULE_NAME"] == "None":
@@ -109,9 +100,6 @@ def _region_falls_back_to_aws_region(aws: dict[str, str], environ: Mapping[str, 
 
 
 DELIBERATE_DIFFERENCES: dict[str, Patch] = {
-    "is_modelparallel_enabled is false, not null, when SM_HP_MP_PARAMETERS is unset": (
-        _modelparallel_is_a_bool
-    ),
     "SM_MODULE_NAME is empty, not 'None', when there is no program": (
         _no_program_means_no_module_name
     ),

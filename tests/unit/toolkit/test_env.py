@@ -143,3 +143,16 @@ def test_neuron_cores_from_the_runtime_variables() -> None:
     assert count_neurons({"NEURON_RT_VISIBLE_CORES": "0-3,8"}, "ml.trn1.2xlarge") == 5
     assert count_neurons({"NEURON_RT_NUM_CORES": "2"}, "ml.trn1.2xlarge") == 2
     assert count_neurons({}, "ml.c5.xlarge") == 0
+
+
+@pytest.mark.parametrize(
+    ("mp_parameters", "expected"),
+    [(None, None), ("", None), ("{}", False), ('{"pipeline": 2}', True)],
+)
+def test_modelparallel_is_null_when_unset_as_in_aws_toolkit(
+    tmp_path: Path, mp_parameters: str | None, expected: bool | None
+) -> None:
+    environ = {} if mp_parameters is None else {"SM_HP_MP_PARAMETERS": mp_parameters}
+    env = _env(tmp_path, {}, environ=environ)
+    assert env.is_modelparallel_enabled is expected
+    assert env.to_training_env()["is_modelparallel_enabled"] is expected
