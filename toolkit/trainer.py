@@ -25,7 +25,7 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, metadata
 from typing import Any
 
 from .channels import check_channel_dirs
@@ -193,7 +193,32 @@ def load_algorithm(name: str) -> Algorithm:
         )
     target = found[name]
     spec = target if ":" in target else f"{target}.train:train"
-    return import_string(spec, what=f"the algorithm {name!r}")
+    try:
+        return import_string(spec, what=f"the algorithm {name!r}")
+    except ModuleNotFoundError as exc:
+        if exc.name is None or exc.name.split(".")[0] == "sagedock":
+            raise
+        raise UserError(_missing_dependency_message(name, exc.name)) from None
+
+
+def _missing_dependency_message(algorithm: str, module: str) -> str:
+    """What to install when *algorithm*'s import fails on *module*.
+
+    Each built-in algorithm has an extra of its own name (``sagedock[xgboost]``); an algorithm
+    from another distribution gets no install hint we could not stand behind.
+    """
+    message = f"the algorithm {algorithm!r} needs the Python module {module!r}, not installed"
+    try:
+        extras = metadata("sagedock").get_all("Provides-Extra") or []
+    except PackageNotFoundError:
+        extras = []
+    if _normalised(algorithm) in {_normalised(extra) for extra in extras}:
+        message += f": pip install 'sagedock[{algorithm}]'"
+    return message
+
+
+def _normalised(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
 
 
 def _from_system_exit(exc: SystemExit) -> Outcome:

@@ -11,13 +11,16 @@ nothing.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,18 +142,48 @@ def build_sagedock_wheel(source: Path, dest: Path) -> Path:
             if (source / name).is_dir():
                 shutil.copytree(source / name, work / name, ignore=ignore)
         args = ["wheel", "--no-deps", "--quiet", "-w", str(dest), str(work)]
-        try:
-            import setuptools  # noqa: F401  (present: build without reaching an index)
-
+        if build_requirements_met(source / "pyproject.toml"):
+            # The local backend will do: no index is needed (air-gapped hosts).
             args.insert(1, "--no-build-isolation")
-        except ImportError:
-            pass
         env = dict(os.environ, SOURCE_DATE_EPOCH=SOURCE_DATE_EPOCH)
         _run_pip(args, what="building the sagedock wheel", env=env)
     wheels = sorted(dest.glob("sagedock-*.whl"))
     if len(wheels) != 1:
         raise PlatformError(f"expected one sagedock wheel in {dest}, found {len(wheels)}")
     return wheels[0]
+
+
+def build_requirements_met(pyproject: Path) -> bool:
+    """Whether this interpreter has every ``[build-system] requires`` of *pyproject*.
+
+    A plain ``python -m venv`` has an older setuptools (65 on Python 3.11) than the build
+    needs; pip's isolated build then fetches the right one, where building in place would fail.
+    Only ``name>=version`` requirements are understood; anything else counts as unmet.
+    """
+    try:
+        requires = tomllib.loads(pyproject.read_text())["build-system"]["requires"]
+    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError):
+        return False
+    return all(_installed_at_least(str(requirement)) for requirement in requires)
+
+
+def _installed_at_least(requirement: str) -> bool:
+    name, sep, minimum = requirement.replace(" ", "").partition(">=")
+    if not sep or not re.fullmatch(r"[A-Za-z0-9._-]+", name):
+        return False
+    if not re.fullmatch(r"\d+(\.\d+)*", minimum):
+        return False
+    try:
+        installed = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return _release(installed) >= tuple(int(part) for part in minimum.split("."))
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """The leading numeric release of *version* (``70.1.0.post1`` -> ``(70, 1, 0)``)."""
+    match = re.match(r"\d+(\.\d+)*", version)
+    return tuple(int(part) for part in match.group().split(".")) if match else ()
 
 
 def download(

@@ -176,3 +176,31 @@ def test_what_the_algorithm_imported_is_frozen_out_of_garbage_collection(
     result = job.run("--algorithm", "toyalgo.train:frozen", env={"PYTHONPATH": str(site)})
     assert result.returncode == 0, result.stderr
     assert int((job.base / "model/frozen.txt").read_text()) > 1000
+
+
+def test_a_built_in_algorithm_without_its_extra_names_the_extra(tmp_path: Path) -> None:
+    # `pip install sagedock` without `[xgboost]`: xgboost cannot be imported. A sitecustomize
+    # on PYTHONPATH hides it from this job's interpreter only.
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text("import sys\nsys.modules['xgboost'] = None\n")
+    job = _job(tmp_path, {"num_round": 1})
+    result = job.run("--algorithm", "xgboost", env={"PYTHONPATH": str(hide)})
+    assert result.returncode == 1
+    assert job.failure == (
+        "ClientError: the algorithm 'xgboost' needs the Python module 'xgboost', not installed: "
+        "pip install 'sagedock[xgboost]'\n"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_a_third_party_algorithm_missing_a_module_gets_no_install_hint(
+    tmp_path: Path, site: Path
+) -> None:
+    (site / "toyalgo" / "train.py").write_text("import no_such_module_xyz\n")
+    job = _job(tmp_path, {})
+    assert job.run("--algorithm", "toy", env={"PYTHONPATH": str(site)}).returncode == 1
+    assert job.failure == (
+        "ClientError: the algorithm 'toy' needs the Python module 'no_such_module_xyz', "
+        "not installed\n"
+    )

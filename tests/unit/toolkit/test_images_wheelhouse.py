@@ -2,7 +2,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sagedock.toolkit.images.wheelhouse import Lock, Pin, normalise, platform_args
+from sagedock.toolkit.images.wheelhouse import (
+    Lock,
+    Pin,
+    build_requirements_met,
+    normalise,
+    platform_args,
+)
 
 
 def _lock(*items: tuple[str, str]) -> Lock:
@@ -37,3 +43,28 @@ def test_a_child_wheelhouse_holds_only_what_its_parent_lacks() -> None:
 def test_requirements_text_pins_every_distribution_sorted() -> None:
     lock = _lock(("scipy", "1.17"), ("flask", "3.1"))
     assert lock.requirements_text() == "flask==3.1\nscipy==1.17\n"
+
+
+def _pyproject(tmp_path: Path, *requires: str) -> Path:
+    path = tmp_path / "pyproject.toml"
+    listed = ", ".join(f'"{r}"' for r in requires)
+    path.write_text(f'[build-system]\nrequires = [{listed}]\nbuild-backend = "x"\n')
+    return path
+
+
+def test_build_requirements_are_met_only_when_every_minimum_is_installed(
+    tmp_path: Path,
+) -> None:
+    assert build_requirements_met(_pyproject(tmp_path, "setuptools>=1", "pip >= 1.0"))
+    assert not build_requirements_met(_pyproject(tmp_path, "setuptools>=1", "pip>=9999"))
+    assert not build_requirements_met(_pyproject(tmp_path, "no-such-dist-xyz>=1"))
+    # forms we do not evaluate count as unmet: pip's isolated build handles them
+    assert not build_requirements_met(_pyproject(tmp_path, "setuptools"))
+    assert not build_requirements_met(_pyproject(tmp_path, "setuptools>=1; python_version<'4'"))
+
+
+def test_a_missing_or_broken_pyproject_means_an_isolated_build(tmp_path: Path) -> None:
+    assert not build_requirements_met(tmp_path / "absent.toml")
+    broken = tmp_path / "pyproject.toml"
+    broken.write_text("[build-system\n")
+    assert not build_requirements_met(broken)
