@@ -14,8 +14,9 @@ pytest_plugins = [
 ]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# Small real datasets shared by the team; tests that need them skip when the folder is absent.
-SHARED_TESTDATA = REPO_ROOT.parent / "shared" / "testdata"
+# Small real datasets, kept in the repository so that every clone runs the tests that read them
+# (tests/data/xgboost/README.md says where each file comes from).
+TESTDATA = REPO_ROOT / "tests" / "data"
 
 
 @pytest.fixture(scope="session")
@@ -25,6 +26,8 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def shared_testdata() -> Path:
-    if not SHARED_TESTDATA.is_dir():
-        pytest.skip(f"shared test data not found at {SHARED_TESTDATA}")
-    return SHARED_TESTDATA
+    """tests/data: the test files the team shares, laid out as ``xgboost/...``.
+
+    Never a skip: the files are part of the repository, so a missing one is a broken checkout.
+    """
+    return TESTDATA
