@@ -8,6 +8,7 @@ import textwrap
 from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -133,7 +134,11 @@ def test_onnx_defaults_load_from_the_str_model_dir_the_handler_passes(tmp_path: 
     assert predictor.invoke(b"[[1, 2]]", "application/json", None).body == b"[[3.5]]"
 
 
-torch = pytest.importorskip("torch")
+@pytest.fixture
+def torch() -> ModuleType:
+    """torch, for the tests that take it: they skip where torch is not installed, and only
+    they do (the tests above and below need no torch)."""
+    return pytest.importorskip("torch")
 
 
 TINY_NET = textwrap.dedent(
@@ -168,6 +173,8 @@ def isolated_imports(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def _state_dict_model(tmp_path: Path, inference: str | None, hidden: int = 3) -> Path:
     """A model dir as a BYOS train.py leaves it: ``model.pth`` holding a TinyNet state dict
     and, when given, ``code/inference.py``; returns the model dir."""
+    import torch  # only the torch tests call this
+
     model_dir = tmp_path / "model"
     code = model_dir / "code"
     code.mkdir(parents=True)
@@ -183,6 +190,8 @@ def _state_dict_model(tmp_path: Path, inference: str | None, hidden: int = 3) ->
 
 def _expected(model_dir: Path, rows: list[list[float]], hidden: int = 3) -> list[float]:
     """What the saved TinyNet answers for *rows* (one output each), computed directly."""
+    import torch  # only the torch tests call this
+
     namespace: dict[str, object] = {}
     exec(TINY_NET, namespace)
     net = namespace["TinyNet"](hidden)  # type: ignore[operator]
@@ -197,7 +206,7 @@ def _load(model_dir: Path) -> Predictor:
 
 
 def test_a_state_dict_is_served_through_the_user_modules_build_model(
-    tmp_path: Path, isolated_imports: None
+    torch: ModuleType, tmp_path: Path, isolated_imports: None
 ) -> None:
     model_dir = _state_dict_model(
         tmp_path, TINY_NET + "\ndef build_model():\n    return TinyNet()\n"
@@ -211,7 +220,7 @@ def test_a_state_dict_is_served_through_the_user_modules_build_model(
 
 
 def test_build_model_may_take_the_model_dir_to_read_the_architecture(
-    tmp_path: Path, isolated_imports: None
+    torch: ModuleType, tmp_path: Path, isolated_imports: None
 ) -> None:
     factory = textwrap.dedent(
         """
@@ -231,7 +240,7 @@ def test_build_model_may_take_the_model_dir_to_read_the_architecture(
 
 
 def test_the_module_sagemaker_program_names_provides_build_model(
-    tmp_path: Path, isolated_imports: None, monkeypatch: pytest.MonkeyPatch
+    torch: ModuleType, tmp_path: Path, isolated_imports: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model_dir = _state_dict_model(tmp_path, None)
     (model_dir / "code" / "serving_module.py").write_text(
@@ -245,7 +254,7 @@ def test_the_module_sagemaker_program_names_provides_build_model(
 
 
 def test_build_model_comes_from_the_module_the_handler_imported_whatever_the_environment(
-    tmp_path: Path, isolated_imports: None
+    torch: ModuleType, tmp_path: Path, isolated_imports: None
 ) -> None:
     # The handler's CodeLocation names serving_module.py while SAGEMAKER_PROGRAM is unset, and
     # another model's "inference" module (a different architecture) is imported already.
@@ -265,7 +274,7 @@ def test_build_model_comes_from_the_module_the_handler_imported_whatever_the_env
 
 
 def test_build_model_is_called_as_a_hook_and_may_take_the_context(
-    tmp_path: Path, isolated_imports: None
+    torch: ModuleType, tmp_path: Path, isolated_imports: None
 ) -> None:
     factory = textwrap.dedent(
         """
@@ -288,7 +297,7 @@ def test_build_model_is_called_as_a_hook_and_may_take_the_context(
 
 
 def test_a_state_dict_without_build_model_says_exactly_what_to_add(
-    tmp_path: Path, isolated_imports: None
+    torch: ModuleType, tmp_path: Path, isolated_imports: None
 ) -> None:
     model_dir = _state_dict_model(tmp_path, None)
     assert torch_pickle.detect(model_dir)
@@ -302,7 +311,7 @@ def test_a_state_dict_without_build_model_says_exactly_what_to_add(
 
 
 def test_a_state_dict_that_does_not_fit_build_models_architecture_is_refused(
-    tmp_path: Path, isolated_imports: None
+    torch: ModuleType, tmp_path: Path, isolated_imports: None
 ) -> None:
     # strict loading: a missing layer is an error, not a half-initialised model
     model_dir = _state_dict_model(
@@ -313,7 +322,9 @@ def test_a_state_dict_that_does_not_fit_build_models_architecture_is_refused(
         _load(model_dir)
 
 
-def test_build_model_must_return_a_module(tmp_path: Path, isolated_imports: None) -> None:
+def test_build_model_must_return_a_module(
+    torch: ModuleType, tmp_path: Path, isolated_imports: None
+) -> None:
     model_dir = _state_dict_model(tmp_path, "def build_model():\n    return {'w': 1}\n")
     with pytest.raises(HookFailed, match=r"build_model\(\) in .*inference.py returned a dict"):
         _load(model_dir)
@@ -334,7 +345,7 @@ def _touch_marker(path: str, text: str) -> None:
 
 
 def test_with_build_model_defined_nothing_but_weights_is_ever_unpickled(
-    tmp_path: Path, isolated_imports: None
+    torch: ModuleType, tmp_path: Path, isolated_imports: None
 ) -> None:
     model_dir = _state_dict_model(
         tmp_path, TINY_NET + "\ndef build_model():\n    return TinyNet()\n"
@@ -346,13 +357,13 @@ def test_with_build_model_defined_nothing_but_weights_is_ever_unpickled(
     assert not marker.exists()
 
 
-def test_torchscript_is_left_to_the_torchscript_defaults(tmp_path: Path) -> None:
+def test_torchscript_is_left_to_the_torchscript_defaults(torch: ModuleType, tmp_path: Path) -> None:
     torch.jit.script(torch.nn.Linear(2, 1)).save(str(tmp_path / "model.pt"))
     assert not torch_pickle.detect(tmp_path)
 
 
 def test_a_pickled_module_whose_class_lives_in_code_is_served(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    torch: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     code = tmp_path / "code"
     code.mkdir()
@@ -376,7 +387,7 @@ def test_a_pickled_module_whose_class_lives_in_code_is_served(
 
 
 def test_a_pickled_module_whose_class_is_gone_names_the_fix(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    torch: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # As when the class was defined in the training script: not importable at serving time.
     elsewhere = tmp_path / "elsewhere"
@@ -398,6 +409,7 @@ def test_a_pickled_module_whose_class_is_gone_names_the_fix(
 
 
 def test_torchscript_defaults_load_from_the_str_model_dir_the_handler_passes(
+    torch: ModuleType,
     tmp_path: Path,
 ) -> None:
     class AddHalf(torch.nn.Module):
@@ -425,7 +437,9 @@ def _xgboost_models(folder: Path, *formats: str) -> Path:
     return folder
 
 
-def test_each_model_directory_is_recognised_by_exactly_one_framework(tmp_path: Path) -> None:
+def test_each_model_directory_is_recognised_by_exactly_one_framework(
+    torch: ModuleType, tmp_path: Path
+) -> None:
     dirs: dict[str, Path] = {}
     _onnx_linear(_touch(tmp_path / "onnx" / "model.onnx"))
     dirs["onnx"] = tmp_path / "onnx"
