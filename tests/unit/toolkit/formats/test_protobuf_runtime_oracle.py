@@ -1,8 +1,9 @@
 """Our wire-format codec agrees with the protobuf runtime on the same schema.
 
 The runtime's message classes come from ``bench/recordio`` (built from record.proto's schema
-with descriptor_pb2, no generated code); protobuf is not a sagedock dependency, so these tests
-skip without it.
+with descriptor_pb2, no generated code). protobuf is in the ``dev`` extra, not a sagedock
+dependency: without it these tests fail to import instead of skipping, so a dev install that
+lacks it is noticed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+import google.protobuf  # noqa: F401  (the dev extra; never a skip)
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -19,8 +21,6 @@ from hypothesis import strategies as st
 
 from sagedock.toolkit.formats import protobuf, recordio
 from sagedock.toolkit.formats.protobuf import BytesValue, Record, Tensor
-
-pytest.importorskip("google.protobuf")
 
 
 @pytest.fixture(scope="module")
