@@ -43,6 +43,7 @@ from werkzeug.datastructures import Headers
 from sagedock.toolkit.errors import UserError
 
 from .codecs import CodecRegistry, default_registry, text_of
+from .codecs.npz import DEFAULT_MAX_PAYLOAD_BYTES
 from .errors import InferenceError, ModelError, ServiceUnavailable
 from .negotiation import MediaType, choose_accept, parse_accept, parse_content_type
 
@@ -864,8 +865,11 @@ def build_handler(
     worker_id: int = 0,
     batch: bool = False,
     frameworks: DefaultsRegistry | None = None,
+    max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES,
 ) -> Handler:
-    """Import the user module and the algorithm's hooks; the worker's :class:`Handler`.
+    """Import the user module and the algorithm's hooks; the worker's :class:`Handler`
+    (*max_payload_bytes*: ``SAGEMAKER_MAX_PAYLOAD_IN_MB``, which bounds what the codecs let
+    a compressed body expand to).
 
     :raises UserError: the module is missing (when required), fails to import, or defines
         ``transform_fn`` beside a pipeline hook; unknown algorithm.
@@ -881,6 +885,7 @@ def build_handler(
     return Handler(
         layers,
         frameworks=frameworks if frameworks is not None else default_defaults(),
+        codecs=default_registry(max_payload_bytes=max_payload_bytes),
         default_accept=default_accept,
         worker_id=worker_id,
         batch=batch,

@@ -117,6 +117,7 @@ class ServingWorker(Worker):  # type: ignore[misc]
             default_accept=settings.default_accept,
             worker_id=self.slot,
             batch=settings.batch,
+            max_payload_bytes=settings.max_payload_bytes,
         )
         if handler.ping_fn is not None:
             runtime.ping_upstream_file.touch()

@@ -17,6 +17,7 @@ from .csv import CSVCodec as CSVCodec
 from .json import JSONCodec as JSONCodec
 from .jsonlines import JSONLinesCodec as JSONLinesCodec
 from .npy import NpyCodec as NpyCodec
+from .npz import DEFAULT_MAX_PAYLOAD_BYTES
 from .npz import NpzCodec as NpzCodec
 from .passthrough import ImageCodec as ImageCodec
 from .passthrough import OctetStreamCodec as OctetStreamCodec
@@ -24,15 +25,19 @@ from .passthrough import TextCodec as TextCodec
 from .recordio import RecordIOProtobufCodec as RecordIOProtobufCodec
 
 
-def default_registry() -> CodecRegistry:
-    """A new registry with every built-in codec (callers may register more without sharing)."""
+def default_registry(*, max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD_BYTES) -> CodecRegistry:
+    """A new registry with every built-in codec (callers may register more without sharing).
+
+    :param max_payload_bytes: ``SAGEMAKER_MAX_PAYLOAD_IN_MB`` in bytes (None: unlimited), which
+        bounds what a compressed body may expand to.
+    """
     return CodecRegistry(
         [
             JSONCodec(),
             JSONLinesCodec(),
             CSVCodec(),
             NpyCodec(),
-            NpzCodec(),
+            NpzCodec(max_payload_bytes),
             RecordIOProtobufCodec(),
             OctetStreamCodec(),
             TextCodec(),

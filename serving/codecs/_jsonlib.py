@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -22,6 +23,13 @@ except ImportError:  # pragma: no cover - exercised only where orjson is absent
     _orjson = None  # type: ignore[assignment]
 
 JSONDecodeError = json.JSONDecodeError
+
+
+class JSONLimitError(ValueError):
+    """Well-formed JSON beyond what the parser takes: nesting deeper than Python's recursion
+    limit, or an integer longer than ``sys.get_int_max_str_digits()``. The message says which,
+    in the client's terms."""
+
 
 # orjson reads an integer literal outside 64 bits as a float, silently losing digits; 19 or more
 # digits in a row may be such a literal (or sit inside a string), so the stdlib reads that text.
@@ -33,7 +41,11 @@ if _orjson is not None:
 
 
 def loads(data: bytes | str) -> Any:
-    """Parse JSON text (bytes must be UTF-8); raises :class:`json.JSONDecodeError`."""
+    """Parse JSON text (bytes must be UTF-8).
+
+    :raises json.JSONDecodeError: not JSON.
+    :raises JSONLimitError: JSON nested too deeply or with too long an integer.
+    """
     raw = data.encode("utf-8") if isinstance(data, str) else data
     if _orjson is not None and _MAYBE_BIG_INT.search(raw) is None:
         try:
@@ -41,7 +53,27 @@ def loads(data: bytes | str) -> Any:
         except _orjson.JSONDecodeError:
             pass  # the stdlib decides: it accepts NaN and big ints, and words errors well
     text = data.decode("utf-8") if isinstance(data, bytes) else data
-    return json.loads(text)
+    return _stdlib_loads(text)
+
+
+def _stdlib_loads(text: str) -> Any:
+    # The stdlib's scanner recurses once per level and converts integers with int(), so these
+    # two limits of the interpreter surface as RecursionError and a bare ValueError.
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise JSONLimitError(
+            "arrays or objects nested too deeply (the limit is about "
+            f"{sys.getrecursionlimit()} levels)"
+        ) from None
+    except JSONDecodeError:
+        raise
+    except ValueError as exc:
+        if "digits" not in str(exc):
+            raise
+        raise JSONLimitError(
+            f"an integer has more than {sys.get_int_max_str_digits()} digits"
+        ) from None
 
 
 def _finite(value: Any) -> Any:

@@ -54,17 +54,36 @@ class Codec:
         return f"<{type(self).__name__} {self.content_type}>"
 
 
+def charset_problem(charset: str) -> str | None:
+    """Why *charset* cannot encode text: ``"unknown"``, ``"not a text encoding"`` (Python's
+    codec registry also holds bytes-to-bytes and str-to-str codecs such as ``base64``,
+    ``zlib`` and ``rot13``, which are no charsets), or None when it is a text encoding."""
+    try:
+        name = _stdlib_codecs.lookup(charset).name
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
+        return "unknown"
+    try:
+        "".encode(name)  # LookupError for codecs that do not turn str into bytes
+        b"".decode(name)
+    except (LookupError, UnicodeError):  # UnicodeError: "undefined" refuses everything
+        return "not a text encoding"
+    return None
+
+
 def text_of(body: bytes, media: MediaType, default_charset: str = "utf-8") -> str:
     """*body* decoded with the media type's charset (a leading UTF-8 BOM is dropped).
 
-    :raises BadRequest: unknown charset, or bytes invalid in it (names the byte position).
+    :raises BadRequest: unknown charset, one that is not a text encoding, or bytes invalid in
+        it (names the byte position).
     """
     charset = media.charset or default_charset
-    try:
-        codec_info = _stdlib_codecs.lookup(charset)
-    except LookupError:
-        raise BadRequest(f"unknown charset {charset!r} in Content-Type {media.mime}") from None
-    name = "utf-8-sig" if codec_info.name == "utf-8" else codec_info.name
+    problem = charset_problem(charset)
+    if problem == "unknown":
+        raise BadRequest(f"unknown charset {charset!r} in Content-Type {media.mime}")
+    if problem is not None:
+        raise BadRequest(f"charset {charset!r} in Content-Type {media.mime} is {problem}")
+    name = _stdlib_codecs.lookup(charset).name
+    name = "utf-8-sig" if name == "utf-8" else name
     try:
         return body.decode(name)
     except UnicodeDecodeError as exc:
@@ -72,6 +91,34 @@ def text_of(body: bytes, media: MediaType, default_charset: str = "utf-8") -> st
         raise BadRequest(
             f"{media.mime} body is not valid {charset}: byte 0x{bad} at position {exc.start}"
         ) from None
+    except UnicodeError as exc:  # codecs such as idna raise the base class, without position
+        raise BadRequest(f"{media.mime} body is not valid {charset}: {exc}") from None
+
+
+def _check_accept_charset(media: MediaType) -> None:
+    """406 for an Accept charset we cannot write text in."""
+    charset = media.charset
+    if charset is None:
+        return
+    problem = charset_problem(charset)
+    if problem is not None:
+        raise NotAcceptable(
+            f"charset {charset!r} in Accept {media.mime} is {problem}; ask for a text "
+            "encoding such as utf-8"
+        )
+
+
+def _unrepresentable(media: MediaType, exc: UnicodeEncodeError) -> NotAcceptable | None:
+    """406 when the client's own charset choice cannot hold the prediction (None when no
+    charset other than UTF-8 was asked for: then the prediction itself is at fault)."""
+    charset = media.charset
+    if charset is None or _stdlib_codecs.lookup(charset).name == "utf-8":
+        return None
+    bad = exc.object[exc.start : exc.start + 1]
+    return NotAcceptable(
+        f"the prediction cannot be written in charset {charset!r} (Accept): character "
+        f"{bad!r} at position {exc.start}; ask for utf-8"
+    )
 
 
 def _is_range(mime: str) -> bool:
@@ -197,10 +244,16 @@ class CodecRegistry:
         params = accept_params(accept_header, mime)
         if params:
             media = MediaType(media.type, media.subtype, params)
+        _check_accept_charset(media)
         try:
             body = codec.encode(value, media)
         except (NotAcceptable, BadRequest):
             raise
+        except UnicodeEncodeError as exc:
+            refused = _unrepresentable(media, exc)
+            if refused is None:
+                raise ModelError(f"could not encode the prediction as {mime}: {exc}") from exc
+            raise refused from None
         except (TypeError, ValueError) as exc:
             raise ModelError(f"could not encode the prediction as {mime}: {exc}") from exc
         return body, codec.response_type(value, media)

@@ -56,18 +56,21 @@ class JSONCodec(Codec):
     content_type: ClassVar[str] = "application/json"
 
     def decode(self, body: bytes, media: MediaType) -> Any:
-        if media.charset in (None, "utf-8", "utf8") and not body.startswith(b"\xef\xbb\xbf"):
-            try:
-                return _jsonlib.loads(body)
-            except (_jsonlib.JSONDecodeError, UnicodeDecodeError):
-                pass  # re-read below for a precise message
-        text = text_of(body, media)
-        if not text.strip():
-            raise BadRequest(f"empty {media.mime} body")
         try:
-            return _json.loads(text)
-        except _json.JSONDecodeError as exc:
-            raise parse_error(media.mime, exc) from None
+            if media.charset in (None, "utf-8", "utf8") and not body.startswith(b"\xef\xbb\xbf"):
+                try:
+                    return _jsonlib.loads(body)
+                except (_jsonlib.JSONDecodeError, UnicodeDecodeError):
+                    pass  # re-read below for a precise message
+            text = text_of(body, media)
+            if not text.strip():
+                raise BadRequest(f"empty {media.mime} body")
+            try:
+                return _jsonlib.loads(text)
+            except _json.JSONDecodeError as exc:
+                raise parse_error(media.mime, exc) from None
+        except _jsonlib.JSONLimitError as exc:
+            raise BadRequest(f"invalid {media.mime} body: {exc}") from None
 
     def dumps(self, value: Any) -> bytes:
         """*value* as compact UTF-8 JSON."""

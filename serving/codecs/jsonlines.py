@@ -35,6 +35,8 @@ class JSONLinesCodec(Codec):
                 raise BadRequest(
                     f"invalid {media.mime} body: line {number}: {exc.msg} at column {exc.colno}"
                 ) from None
+            except _jsonlib.JSONLimitError as exc:
+                raise BadRequest(f"invalid {media.mime} body: line {number}: {exc}") from None
         if not values:
             raise BadRequest(f"empty {media.mime} body: no JSON lines")
         return values

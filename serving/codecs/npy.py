@@ -8,6 +8,8 @@ array-like of a non-object dtype.
 from __future__ import annotations
 
 import io
+import math
+import tokenize
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,6 +24,41 @@ _OBJECT_REFUSED = (
 )
 
 
+# What reading a .npy header can raise on hostile input: numpy filters the header through
+# tokenize (TokenError) and ast.literal_eval (SyntaxError, RecursionError, ValueError ...), then
+# builds a dtype from it (TypeError, KeyError, IndexError ...).
+_HEADER_ERRORS = (
+    ValueError,
+    SyntaxError,
+    TypeError,
+    KeyError,
+    IndexError,
+    OverflowError,
+    RecursionError,
+    tokenize.TokenError,
+)
+#: Most elements accepted for a dtype of no bytes (``<U0``, ``V0``): such an array costs no
+#: memory, but anything that walks it (``tolist()``, a model) takes time per element.
+MAX_EMPTY_ITEMS = 1 << 20
+
+
+def _declared_size(shape: tuple[int, ...], dtype: np.dtype[Any], available: int, what: str) -> None:
+    """Refuse a header that declares more data than the body holds, before numpy allocates
+    the array (a 100-byte body may declare 8 TiB)."""
+    count = math.prod(shape)
+    nbytes = count * dtype.itemsize
+    if nbytes > available or count > 2**63 - 1:
+        raise BadRequest(
+            f"{what} is truncated or corrupt: its header declares shape {shape} of {dtype} "
+            f"({nbytes} bytes), but {available} bytes of data follow"
+        )
+    if dtype.itemsize == 0 and count > MAX_EMPTY_ITEMS:
+        raise BadRequest(
+            f"{what} declares {count} elements of the empty dtype {dtype}; at most "
+            f"{MAX_EMPTY_ITEMS} are accepted"
+        )
+
+
 def read_npy(stream: io.BytesIO, what: str) -> np.ndarray:
     """One ``.npy`` array from *stream*, refusing pickles; BadRequest naming *what* on error."""
     try:
@@ -31,17 +68,18 @@ def read_npy(stream: io.BytesIO, what: str) -> np.ndarray:
     start = stream.tell()
     try:
         if version == (1, 0):
-            _shape, _order, dtype = np.lib.format.read_array_header_1_0(stream)
+            shape, _order, dtype = np.lib.format.read_array_header_1_0(stream)
         else:
-            _shape, _order, dtype = np.lib.format.read_array_header_2_0(stream)
-    except (ValueError, SyntaxError) as exc:
+            shape, _order, dtype = np.lib.format.read_array_header_2_0(stream)
+    except _HEADER_ERRORS as exc:
         raise BadRequest(f"{what} has an invalid .npy header: {exc}") from None
     if dtype.hasobject:
         raise BadRequest(f"{what} {_OBJECT_REFUSED}")
+    _declared_size(shape, dtype, len(stream.getbuffer()) - stream.tell(), what)
     stream.seek(start - 8)  # back to the magic for read_array
     try:
         return np.lib.format.read_array(stream, allow_pickle=False)
-    except ValueError as exc:
+    except _HEADER_ERRORS as exc:
         raise BadRequest(f"{what} is truncated or corrupt: {exc}") from None
 
 

@@ -60,6 +60,13 @@ _WIRE_DTYPE: dict[str, str] = {"float32": "<f4", "float64": "<f8"}
 _SCALAR_WIRETYPE: dict[str, int] = {"float32": 5, "float64": 1, "int32": 0}
 
 
+#: Most elements a tensor's shape may declare (int64's range, which indices are kept in).
+_MAX_ELEMENTS = 2**63 - 1
+#: Most values a sparse label is expanded to, per record: labels are dense in the result, and a
+#: 20-byte record could otherwise declare terabytes of them.
+MAX_SPARSE_LABEL_VALUES = 1 << 20
+
+
 class RecordFormatError(UserError):
     """A recordio-protobuf record is malformed or does not fit the requested shape.
 
@@ -387,6 +394,9 @@ def _parse_tensor(buf: bytes, pos: int, end: int, dtype: TensorType) -> tuple[Te
     )
     if len(keys) and len(keys) != len(values):
         raise _WireError(f"sparse tensor has {len(keys)} keys but {len(values)} values", end)
+    if math.prod(shape) > _MAX_ELEMENTS:
+        # Row widths and sparse indices are int64 from here on (numpy, scipy).
+        raise _WireError(f"shape {shape} has more than 2**63 - 1 elements", end)
     layout.shape = tuple(shape)
     return Tensor(dtype, values, keys, tuple(shape)), layout
 
@@ -573,6 +583,13 @@ def _single_block(
         if isinstance(label, BytesValue):
             raise RecordFormatError(
                 index, offset, f"label[{VALUES_KEY!r}] holds bytes, not a numeric tensor"
+            )
+        if label.is_sparse and label.size > MAX_SPARSE_LABEL_VALUES:
+            raise RecordFormatError(
+                index,
+                offset,
+                f"label[{VALUES_KEY!r}] of shape {list(label.shape)} is too large to expand: "
+                f"{label.size} values, at most {MAX_SPARSE_LABEL_VALUES} per record",
             )
         labels = label.to_dense().astype(dtype, copy=False)[None, :]
     return _Block(np.array([row]), values, keys, np.array([width]), labels)
@@ -768,7 +785,8 @@ def _assemble(
         if len(b.widths):
             width = max(width, int(b.widths.max()))
         if b.keys is not None and b.keys.size:
-            too_big = b.keys.max(axis=1) >= b.widths
+            # Keys are uint64 on the wire, read as int64: one of 2**63 or more is negative here.
+            too_big = (b.keys.max(axis=1) >= b.widths) | (b.keys.min(axis=1) < 0)
             if too_big.any():
                 row = int(b.rows[np.flatnonzero(too_big)[0]])
                 raise _row_error(
