@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv as stdlib_csv
 import io
+import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
@@ -34,6 +35,13 @@ DEFAULT_BLOCK_SIZE = 4 << 20
 BATCH_BYTES = 32 << 20
 #: Characters of the first line the delimiter is sniffed from.
 SNIFF_CHARS = 512
+#: Rows at least this wide are parsed as one column of values (:func:`_wide_batch`): pyarrow's
+#: cost is per column, ~30 us each, so a request of one 1.6M-column row took 53 s.
+WIDE_COLUMNS = 1024
+#: Bytes read at a time while looking for the end of the first row.
+_FIRST_ROW_READ = 1 << 20
+# What ends a row for pyarrow, and so for us: \n, \r\n and a bare \r.
+_ROW_END = re.compile(rb"\r\n|\r|\n")
 
 # Characters that occur inside numbers, so never a delimiter of numeric CSV: csv.Sniffer
 # answers e.g. '5' for the one-column line "1.5".
@@ -51,7 +59,9 @@ def _sniff(line: str) -> str:
         found = stdlib_csv.Sniffer().sniff(sample).delimiter
     except stdlib_csv.Error:
         found = ""
-    if found and found not in _NUMBER_CHARS and not found.isalnum():
+    # pyarrow takes a one-byte delimiter: the sniffer may answer any character (it finds
+    # '§' in '1§"2"§3'), but only an ASCII one is a byte.
+    if found and found.isascii() and found not in _NUMBER_CHARS and not found.isalnum():
         return found
     for candidate in _PREFERRED:
         if candidate in sample.strip():
@@ -83,14 +93,59 @@ def sniff_payload_delimiter(line: str) -> str:
         return ","
 
 
+def _first_row(stream: BinaryIO) -> tuple[bytes, bytes]:
+    """The first non-blank row of *stream*, whole however long, and every byte read from the
+    stream from that row's start on (for the parser, which must see them again)."""
+    data = bytearray()
+    start = 0  # where the current row starts
+    scanned = 0  # data[start:scanned] holds no row end
+    at_end = False
+    while True:
+        found = _ROW_END.search(data, scanned)
+        # A \r as the last byte read may be the first half of \r\n.
+        if found is None or (found.end() == len(data) and data[-1:] == b"\r" and not at_end):
+            if at_end:
+                row = bytes(data[start:])
+                return (row, row) if row.strip() else (b"", b"")
+            scanned = max(start, len(data) - 1)
+            block = stream.read(_FIRST_ROW_READ)
+            at_end = not block
+            data += block
+            continue
+        row = bytes(data[start : found.start()])
+        if row.strip():
+            return row, bytes(data[start:])
+        start = scanned = found.end()
+
+
+def _split_rows(text: bytes, maxsplit: int = -1) -> list[bytes]:
+    """*text* cut at row ends (\n, \r\n, \r), at most *maxsplit* times."""
+    if b"\r" not in text:  # the common case, without the regular expression's cost
+        return text.split(b"\n", maxsplit)
+    return _ROW_END.split(text, maxsplit=max(maxsplit, 0))
+
+
 def _first_line(path: Path) -> str:
     with path.open("rb") as fh:
-        return fh.readline(1 << 20).decode("utf-8", errors="replace")
+        return _first_row(cast(BinaryIO, fh))[0].decode("utf-8", errors="replace")
 
 
-def _count_fields(line: str, delimiter: str) -> int:
-    row = next(stdlib_csv.reader([line.rstrip("\r\n")], delimiter=delimiter), [])
-    return len(row)
+def _fields(row: str, delimiter: str) -> list[str]:
+    """The fields of one *row* (no row end in it), quotes read as pyarrow reads them.
+
+    :raises csv.Error: a quoted field the stdlib's reader refuses (longer than its field size
+        limit, 128 KiB); an unquoted row is split directly, so has no such limit.
+    """
+    if '"' not in row:
+        return row.split(delimiter)
+    return next(stdlib_csv.reader([row], delimiter=delimiter), [])
+
+
+def _count_fields(line: str, delimiter: str, name: str) -> int:
+    try:
+        return len(_fields(line, delimiter))
+    except stdlib_csv.Error as exc:
+        raise UserError(f"{name}: line 1 is not CSV: {exc}") from None
 
 
 def _label_layout(weight_column: bool) -> tuple[int, int]:
@@ -102,16 +157,25 @@ def _label_layout(weight_column: bool) -> tuple[int, int]:
 # -- diagnostics (slow path, only after pyarrow refused the data) ---------------------------
 
 
+def _rows(lines: IO[bytes]) -> Iterator[bytes]:
+    """The rows of *lines* as pyarrow cuts them (a bare \r ends a row too), without ends."""
+    for raw in lines:
+        body = raw[:-2] if raw.endswith(b"\r\n") else raw.rstrip(b"\n")
+        yield from body.split(b"\r")
+
+
 def _describe_problem(
     lines: IO[bytes], name: str, delimiter: str, ncols: int, labelled: bool
 ) -> str | None:
     """Scan *lines* and describe the first row pyarrow could not have read, or ``None``."""
-    for offset, raw in enumerate(lines):
-        line_no = offset + 1
-        text = raw.decode("utf-8", errors="replace").rstrip("\r\n")
+    for line_no, raw in enumerate(_rows(lines), start=1):
+        text = raw.decode("utf-8", errors="replace")
         if not text.strip():
             continue
-        fields = next(stdlib_csv.reader([text], delimiter=delimiter), [])
+        try:
+            fields = _fields(text, delimiter)
+        except stdlib_csv.Error as exc:
+            return f"{name}: line {line_no} is not CSV: {exc}"
         if len(fields) != ncols:
             return f"{name}: line {line_no}: expected {ncols} columns, found {len(fields)}"
         for column, value in enumerate(fields, start=1):
@@ -205,7 +269,8 @@ def _chunks(stream: BinaryIO, size: int) -> Iterator[memoryview | bytes]:
             if carry.strip():
                 yield _last_piece(memoryview(carry))
             return
-        cut = buffer.rfind(b"\n", 0, filled) + 1
+        # A bare \r ends a row too (pyarrow's rule), so a file of old Mac line ends is cut.
+        cut = max(buffer.rfind(b"\n", 0, filled), buffer.rfind(b"\r", 0, filled)) + 1
         if cut == 0:
             carry = bytes(buffer[:filled])  # one line longer than a chunk: read on
             continue
@@ -232,6 +297,49 @@ def _to_batch(table: Any, lead: int, labelled: bool) -> Batch:
     if label is not None and np.isnan(label).any():
         raise _MissingLabel
     return Batch(features=features, label=label, weight=weight)
+
+
+def _wide_batch(text: bytes, delimiter: str, ncols: int, lead: int, labelled: bool) -> Batch | None:
+    """Rows of *ncols* unquoted fields, parsed as one column of values.
+
+    pyarrow spends ~30 us per column of a chunk whatever its rows, so a few rows of many
+    columns are read as one value per line (the delimiter made a row end) and reshaped: the
+    same parser converts each field, with the same rules for empty fields and missing values.
+
+    :raises _ColumnCount: a row has another number of fields (the caller names its line).
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    rows = [row for row in _split_rows(text) if row]  # pyarrow skips empty lines only
+    if not rows:
+        return None
+    separator = delimiter.encode()
+    if any(row.count(separator) != ncols - 1 for row in rows):
+        raise _ColumnCount
+    values_text = b"\n".join(rows).replace(separator, b"\n") + b"\n"
+    table = pacsv.read_csv(
+        pa.BufferReader(pa.py_buffer(values_text)),
+        read_options=pacsv.ReadOptions(autogenerate_column_names=True, use_threads=False),
+        # The delimiter no longer occurs; empty lines are now empty fields, so they count.
+        parse_options=pacsv.ParseOptions(delimiter=delimiter, ignore_empty_lines=False),
+        convert_options=pacsv.ConvertOptions(
+            column_types={"f0": pa.float64()}, strings_can_be_null=False
+        ),
+    )
+    if table.num_columns != 1 or table.num_rows != len(rows) * ncols:
+        raise _ColumnCount
+    column = table.column(0)
+    array = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    matrix = np.asarray(array.to_numpy(zero_copy_only=False)).reshape(len(rows), ncols)
+    label = matrix[:, 0].astype(np.float32) if labelled else None
+    if label is not None and np.isnan(label).any():
+        raise _MissingLabel
+    return Batch(
+        features=matrix[:, lead:].astype(np.float32),
+        label=label,
+        weight=matrix[:, 1].astype(np.float32) if lead == 2 else None,
+    )
 
 
 def _join(pieces: list[Batch]) -> Batch:
@@ -271,9 +379,18 @@ def _stream_batches(
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    read, parse, convert = _options(delimiter, ncols, block_size)
+    # Built on first use: for a wide row they are a dict of a million column types, which
+    # take seconds to build and which the wide path does not need.
+    options: list[tuple[Any, Any, Any]] = []
 
     def parse_chunk(chunk: memoryview | bytes) -> Batch | None:
+        if ncols >= WIDE_COLUMNS:
+            text = bytes(chunk)
+            if b'"' not in text:  # quoted fields may hold the delimiter: columns then
+                return _wide_batch(text, delimiter, ncols, lead, labelled)
+        if not options:
+            options.append(_options(delimiter, ncols, block_size))
+        read, parse, convert = options[0]
         try:
             table = pacsv.read_csv(
                 pa.BufferReader(pa.py_buffer(chunk)),
@@ -334,7 +451,7 @@ def read_csv_files(
     first = _first_line(files[0])
     if delimiter is None:
         delimiter = sniff_delimiter(first)
-    ncols = _count_fields(first, delimiter)
+    ncols = _count_fields(first, delimiter, files[0].name)
     if ncols < minimum:
         raise UserError(
             f"{files[0].name}: line 1 has {ncols} column(s); "
@@ -364,18 +481,16 @@ def read_csv_stream(
     Files concatenated into the stream must each end with a newline. Errors name *name* and
     quote pyarrow's description (a stream cannot be re-read to find the line).
     """
-    first = stream.readline(1 << 20)
-    while first and not first.strip():
-        first = stream.readline(1 << 20)
+    first, consumed = _first_row(stream)
     if not first:
         return
     lead, minimum = _label_layout(weight_column)
     text = first.decode("utf-8", errors="replace")
     delimiter = sniff_delimiter(text)
-    ncols = _count_fields(text, delimiter)
+    ncols = _count_fields(text, delimiter, name)
     if ncols < minimum:
         raise UserError(f"{name}: the first row has {ncols} column(s); expected at least {minimum}")
-    source = cast(BinaryIO, PrefixedStream(first, stream))
+    source = cast(BinaryIO, PrefixedStream(consumed, stream))
     chunks = _chunks(source, block_size)
     yield from _stream_batches(chunks, name, delimiter, ncols, lead, True, block_size, None)
 
@@ -391,9 +506,9 @@ def parse_csv_payload(body: bytes | str) -> np.ndarray:
     if not data:
         return np.empty((0, 0), dtype=np.float32)
     data += b"\n"
-    first = data.split(b"\n", 1)[0].decode("utf-8", errors="replace")
+    first = _split_rows(data, 1)[0].decode("utf-8", errors="replace")
     delimiter = sniff_payload_delimiter(first)
-    ncols = _count_fields(first, delimiter)
+    ncols = _count_fields(first, delimiter, "request")
     # One chunk, parsed on the thread that serves the request.
     batches = list(
         _stream_batches(

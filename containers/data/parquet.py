@@ -13,6 +13,7 @@ from __future__ import annotations
 import struct
 import tempfile
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -82,35 +83,61 @@ def _read_parquet(parquet_file: Any, name: str) -> Iterator[Batch]:
     batch's float32 matrix, so beside the result only those few columns are held
     (``iter_batches`` decodes a whole row group before slicing it, and on one thread).
     """
-    import pyarrow as pa
-
     columns = _data_columns(parquet_file.schema_arrow, name)
-    step = _COLUMNS_PER_READ
-    pool = pa.default_memory_pool()
     first_row = 0
     for group in range(parquet_file.num_row_groups):
-        n = parquet_file.metadata.row_group(group).num_rows
-        if n == 0:
+        with _corruption_is_user_error(f"{name}: row group {group}"):
+            batch = _read_row_group(parquet_file, group, columns, name, first_row)
+        if batch is None:
             continue
-        label = _column(parquet_file.read_row_group(group, columns=columns[:1]).column(0))
-        missing = np.flatnonzero(np.isnan(label))
-        if missing.size:
-            raise UserError(
-                f"{name}: row {first_row + int(missing[0])} has no label "
-                f"(column {columns[0]!r} is null)"
-            )
-        features = np.empty((n, len(columns) - 1), dtype=np.float32, order="F")
-        for start in range(1, len(columns), step):
-            part = columns[start : start + step]
-            table = parquet_file.read_row_group(group, columns=part, use_threads=True)
-            for offset in range(len(part)):
-                features[:, start - 1 + offset] = _column(table.column(offset))
-            del table
-            # Decoded pages are freed at once; without this the allocator keeps them cached,
-            # which for a file-sized row group adds up to a second copy of the data.
-            pool.release_unused()
-        first_row += n
-        yield Batch(features=features, label=label)
+        first_row += batch.num_rows
+        yield batch
+
+
+@contextmanager
+def _corruption_is_user_error(what: str) -> Iterator[None]:
+    """pyarrow's complaints about the bytes of a file (a page header that does not
+    deserialize, compressed data that does not decompress) as a UserError naming *what*."""
+    import pyarrow as pa
+
+    try:
+        yield
+    except pa.ArrowMemoryError:
+        raise
+    except (pa.ArrowException, OSError) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise UserError(f"{what} is corrupt: {detail}") from None
+
+
+def _read_row_group(
+    parquet_file: Any, group: int, columns: list[str], name: str, first_row: int
+) -> Batch | None:
+    """One row group as a batch (None when it has no rows)."""
+    import pyarrow as pa
+
+    step = _COLUMNS_PER_READ
+    pool = pa.default_memory_pool()
+    n = parquet_file.metadata.row_group(group).num_rows
+    if n == 0:
+        return None
+    label = _column(parquet_file.read_row_group(group, columns=columns[:1]).column(0))
+    missing = np.flatnonzero(np.isnan(label))
+    if missing.size:
+        raise UserError(
+            f"{name}: row {first_row + int(missing[0])} has no label "
+            f"(column {columns[0]!r} is null)"
+        )
+    features = np.empty((n, len(columns) - 1), dtype=np.float32, order="F")
+    for start in range(1, len(columns), step):
+        part = columns[start : start + step]
+        table = parquet_file.read_row_group(group, columns=part, use_threads=True)
+        for offset in range(len(part)):
+            features[:, start - 1 + offset] = _column(table.column(offset))
+        del table
+        # Decoded pages are freed at once; without this the allocator keeps them cached,
+        # which for a file-sized row group adds up to a second copy of the data.
+        pool.release_unused()
+    return Batch(features=features, label=label)
 
 
 def _open(source: Any, name: str) -> Any:
@@ -119,8 +146,11 @@ def _open(source: Any, name: str) -> Any:
 
     try:
         return pq.ParquetFile(source)
-    except (pa.ArrowInvalid, OSError) as exc:
-        raise UserError(f"{name}: is not a parquet file: {exc}") from None
+    except pa.ArrowMemoryError:
+        raise
+    except (pa.ArrowException, OSError) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise UserError(f"{name}: is not a parquet file: {detail}") from None
 
 
 def read_parquet_files(files: Sequence[Path]) -> Iterator[Batch]:
