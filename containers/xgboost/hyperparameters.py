@@ -9,7 +9,10 @@ string) or JSON-decoded (``TrainingEnv.hyperparameters``), and returns a
 - ``Missing required hyperparameter: num_round``;
 - ``Extraneous hyperparameter found: <name>`` for a name not in :data:`SCHEMA`;
 - ``Hyperparameter <name>: could not parse value (caused by ValueError)``;
-- ``Hyperparameter <name>: <value> is not in <range>`` (``[1, +inf)``, ``(0, 1]``, ...);
+- ``Hyperparameter <name>: <value> is not in <range>`` (``[1, +inf)``, ``(0, 1]``, ...), NaN
+  and infinity included (:mod:`sagedock.containers.hyperparameters` decides what a range is);
+- ``Hyperparameter <name>: <value> is not in <range>: <reason>`` for a value SageMaker's range
+  allows but XGBoost refuses (``max_bin=0``, a ``gamma`` past the largest 32-bit float);
 - the dependency checks (``num_class`` for ``multi:*``, ``auc`` only for binary and ranking
   objectives, ``monotone_constraints`` needing ``tree_method`` exact or hist, ...).
 
@@ -25,144 +28,30 @@ The container sets no defaults: what is not given is XGBoost's default. Keys sta
 
 from __future__ import annotations
 
-import ast
 import json
 import logging
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal, TypeAlias
+from typing import Any
 
 from sagedock.toolkit.errors import UserError
 
+from ..hyperparameters import (
+    INT32_MAX,
+    Bound,
+    DependencyCheck,
+    Hyperparameter,
+    Interval,
+    Kind,
+    LibraryLimit,
+    float32,
+    int32,
+)
 from .metrics import METRIC_NAMES, TUNING_METRIC_NAMES
 
 logger = logging.getLogger(__name__)
-
-Kind: TypeAlias = Literal["int", "float", "categorical", "list", "tuple", "nested_list"]
-Bound: TypeAlias = int | float
-
-
-@dataclass(frozen=True)
-class Interval:
-    """A range of numbers; prints the way SageMaker's messages do (``[1, +inf)``)."""
-
-    min_closed: Bound | None = None
-    min_open: Bound | None = None
-    max_closed: Bound | None = None
-    max_open: Bound | None = None
-
-    def __contains__(self, value: object) -> bool:
-        if not isinstance(value, int | float) or isinstance(value, bool):
-            return False
-        return not (
-            (self.min_open is not None and value <= self.min_open)
-            or (self.min_closed is not None and value < self.min_closed)
-            or (self.max_open is not None and value >= self.max_open)
-            or (self.max_closed is not None and value > self.max_closed)
-        )
-
-    def __str__(self) -> str:
-        if self.min_open is not None:
-            low = f"({self.min_open}, "
-        elif self.min_closed is not None:
-            low = f"[{self.min_closed}, "
-        else:
-            low = "(-inf, "
-        if self.max_open is not None:
-            high = f"{self.max_open})"
-        elif self.max_closed is not None:
-            high = f"{self.max_closed}]"
-        else:
-            high = "+inf)"
-        return low + high
-
-
-#: ``check(value, dependencies)`` raises a UserError when *value* does not fit its dependencies.
-DependencyCheck: TypeAlias = Callable[[Any, Mapping[str, Any]], None]
-
-
-@dataclass(frozen=True)
-class Hyperparameter:
-    """One hyperparameter: how its value is parsed and what it may be.
-
-    :param range: an :class:`Interval` for numbers and number lists, a tuple of allowed values
-        for categories and string lists, or ``None``.
-    :param element_check: replaces the range test for each value (``eval_metric`` items).
-    :param depends_on: names whose validated values :attr:`check` receives.
-    :param tunable_range: SageMaker's recommended tuning range, for documentation.
-    """
-
-    name: str
-    kind: Kind
-    range: Interval | tuple[Any, ...] | None = None
-    required: bool = False
-    depends_on: tuple[str, ...] = ()
-    check: DependencyCheck | None = None
-    element_check: Callable[[Any], bool] | None = None
-    tunable_range: Interval | None = None
-    description: str = ""
-
-    def parse(self, value: Any) -> Any:
-        """The typed value of *value* (a string, or a JSON-decoded value)."""
-        text = _as_text(value)
-        if self.kind == "int":
-            return int(text)
-        if self.kind == "float":
-            return float(text)
-        if self.kind == "categorical":
-            return text
-        if self.kind == "list":
-            if isinstance(value, list | tuple):
-                return [str(v) for v in value]
-            return text.split(",")
-        literal = value if isinstance(value, list | tuple) else ast.literal_eval(text)
-        if self.kind == "tuple":
-            if not isinstance(literal, list | tuple):
-                raise ValueError(f"{text!r} is not a tuple such as (1,-1)")
-            return tuple(literal)
-        if not isinstance(literal, list | tuple) or not all(
-            isinstance(inner, list | tuple) for inner in literal
-        ):
-            raise ValueError(f"{text!r} is not a list of lists such as [[1,2],[3,4]]")
-        return [list(inner) for inner in literal]
-
-    def validate_range(self, value: Any) -> None:
-        if self.kind in ("int", "float", "categorical"):
-            ok = self.element_check(value) if self.element_check else _in_range(value, self.range)
-            if not ok:
-                shown = list(self.range) if isinstance(self.range, tuple) else self.range
-                raise UserError(f"Hyperparameter {self.name}: {value} is not in {shown}")
-            return
-        if self.kind == "nested_list":
-            elements: list[Any] = [e for inner in value for e in inner]
-        else:
-            elements = list(value)
-        check = self.element_check or (lambda e: _in_range(e, self.range))
-        if not all(check(e) for e in elements):
-            shown = list(self.range) if isinstance(self.range, tuple) else self.range
-            raise UserError(f"Hyperparameter {self.name}: value {value} not in range {shown}")
-
-
-def _in_range(value: Any, allowed: Interval | tuple[Any, ...] | None) -> bool:
-    if allowed is None:
-        return True
-    if isinstance(allowed, Interval):
-        return value in allowed
-    return not isinstance(value, bool) and value in allowed
-
-
-def _as_text(value: Any) -> str:
-    # SageMaker hands every value over as a string; TrainingEnv JSON-decodes them. Both must
-    # give the same answer, so decoded values go back to the text SageMaker would have seen.
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return json.dumps(value)
-
 
 # -- dependency checks (messages are SageMaker's) ----------------------------------------------
 
@@ -250,9 +139,11 @@ def _eval_metric_item(metric: str) -> bool:
                 "threshold should be one of these options: 'error', 'ndcg', 'map'."
             )
         try:
-            float(threshold)
+            finite = math.isfinite(float(threshold))
         except ValueError:
-            raise UserError(f"Threshold value 't' in '{name}@t' expects float input.") from None
+            finite = False
+        if not finite:  # error@nan would compare false with every prediction
+            raise UserError(f"Threshold value 't' in '{name}@t' expects float input.")
         return True
     return metric in METRIC_NAMES
 
@@ -303,6 +194,19 @@ def _tunable(low: Bound, high: Bound) -> Interval:
     return Interval(min_closed=low, max_closed=high)
 
 
+# Where XGBoost itself takes less than SageMaker documents (its parameter docs and the bounds
+# its C++ parameter structs declare): the values reach XGBoost's C++ core as 32-bit ints and
+# floats, and a histogram needs 2 bins. SageMaker's container passes such values on and the job
+# fails in XGBoost (``Check failed: max_bin >= 2``, ``Out of range value for min_split_loss``)
+# or, for a max_bin past 2**31 - 1, wraps around; here they are refused before data is read.
+_INT32_FROM_0 = int32("XGBoost", low=0)
+_INT32_FROM_1 = int32("XGBoost", low=1)
+_FLOAT32_FROM_0 = float32("XGBoost", low=0)
+_MAX_BIN = LibraryLimit(
+    Interval(min_closed=2, max_closed=INT32_MAX),
+    "XGBoost needs at least 2 bins per feature and keeps max_bin as a 32-bit integer",
+)
+
 #: Every hyperparameter, in SageMaker's order. The single source of truth for validation, the
 #: README table and the tests.
 SCHEMA: Mapping[str, Hyperparameter] = MappingProxyType(
@@ -317,14 +221,17 @@ SCHEMA: Mapping[str, Hyperparameter] = MappingProxyType(
                 description="rounds without improvement of the validation metric"),
             _hp("booster", "categorical", ("gbtree", "gblinear", "dart")),
             _hp("verbosity", "int", Interval(min_closed=0, max_closed=3)),
-            _hp("nthread", "int", Interval(min_closed=1)),
+            _hp("nthread", "int", Interval(min_closed=1), library_limit=_INT32_FROM_1),
             _hp("eta", "float", Interval(min_closed=0, max_closed=1),
                 tunable_range=_tunable(0.1, 0.5)),
-            _hp("gamma", "float", Interval(min_closed=0), tunable_range=_tunable(0, 5)),
-            _hp("max_depth", "int", Interval(min_closed=0), tunable_range=_tunable(0, 10)),
+            _hp("gamma", "float", Interval(min_closed=0), tunable_range=_tunable(0, 5),
+                library_limit=_FLOAT32_FROM_0),
+            _hp("max_depth", "int", Interval(min_closed=0), tunable_range=_tunable(0, 10),
+                library_limit=_INT32_FROM_0),
             _hp("min_child_weight", "float", Interval(min_closed=0),
-                tunable_range=_tunable(0, 120)),
-            _hp("max_delta_step", "float", Interval(min_closed=0), tunable_range=_tunable(0, 10)),
+                tunable_range=_tunable(0, 120), library_limit=_FLOAT32_FROM_0),
+            _hp("max_delta_step", "float", Interval(min_closed=0), tunable_range=_tunable(0, 10),
+                library_limit=_FLOAT32_FROM_0),
             _hp("subsample", "float", Interval(min_open=0, max_closed=1),
                 tunable_range=_tunable(0.5, 1)),
             _hp("colsample_bytree", "float", Interval(min_open=0, max_closed=1),
@@ -333,19 +240,21 @@ SCHEMA: Mapping[str, Hyperparameter] = MappingProxyType(
                 tunable_range=_tunable(0.1, 1)),
             _hp("colsample_bynode", "float", Interval(min_open=0, max_closed=1),
                 tunable_range=_tunable(0.1, 1)),
-            _hp("lambda", "float", Interval(min_closed=0), tunable_range=_tunable(0, 1000)),
-            _hp("alpha", "float", Interval(min_closed=0), tunable_range=_tunable(0, 1000)),
+            _hp("lambda", "float", Interval(min_closed=0), tunable_range=_tunable(0, 1000),
+                library_limit=_FLOAT32_FROM_0),
+            _hp("alpha", "float", Interval(min_closed=0), tunable_range=_tunable(0, 1000),
+                library_limit=_FLOAT32_FROM_0),
             _hp("tree_method", "categorical", _TREE_METHODS),
             _hp("sketch_eps", "float", Interval(min_open=0, max_open=1)),
-            _hp("scale_pos_weight", "float", Interval(min_open=0)),
+            _hp("scale_pos_weight", "float", Interval(min_open=0), library_limit=_FLOAT32_FROM_0),
             _hp("updater", "list", _TREE_PLUGINS[:-1] + _LINEAR_PLUGINS,
                 depends_on=("booster", "process_type"), check=_check_updater),
             _hp("dsplit", "categorical", ("row", "col")),
             _hp("refresh_leaf", "int", Interval(min_closed=0, max_closed=1)),
             _hp("process_type", "categorical", ("default", "update")),
             _hp("grow_policy", "categorical", ("depthwise", "lossguide")),
-            _hp("max_leaves", "int", Interval(min_closed=0)),
-            _hp("max_bin", "int", Interval(min_closed=0)),
+            _hp("max_leaves", "int", Interval(min_closed=0), library_limit=_INT32_FROM_0),
+            _hp("max_bin", "int", Interval(min_closed=0), library_limit=_MAX_BIN),
             _hp("predictor", "categorical", ("auto", "cpu_predictor", "gpu_predictor")),
             _hp("monotone_constraints", "tuple", (-1, 0, 1), depends_on=("tree_method",),
                 check=_constraint_check("monotone_constraints", ("exact", "hist"),
@@ -363,8 +272,8 @@ SCHEMA: Mapping[str, Hyperparameter] = MappingProxyType(
             _hp("tweedie_variance_power", "float", Interval(min_open=1, max_open=2)),
             _hp("objective", "categorical", _OBJECTIVES, depends_on=("num_class",),
                 check=_check_objective),
-            _hp("num_class", "int", Interval(min_closed=2)),
-            _hp("base_score", "float", Interval(min_closed=0)),
+            _hp("num_class", "int", Interval(min_closed=2), library_limit=_INT32_FROM_0),
+            _hp("base_score", "float", Interval(min_closed=0), library_limit=_FLOAT32_FROM_0),
             _hp("_kfold", "int", Interval(min_closed=2),
                 description="internal: k-fold cross-validation (Autopilot)"),
             _hp("_num_cv_round", "int", Interval(min_closed=1),
@@ -374,10 +283,11 @@ SCHEMA: Mapping[str, Hyperparameter] = MappingProxyType(
             _hp("eval_metric", "list", tuple(METRIC_NAMES), depends_on=("objective",),
                 check=_check_eval_metric, element_check=_eval_metric_item),
             _hp("seed", "int", Interval(min_open=-(2**31), max_open=2**31 - 1)),
-            _hp("num_parallel_tree", "int", Interval(min_closed=1)),
+            _hp("num_parallel_tree", "int", Interval(min_closed=1), library_limit=_INT32_FROM_1),
             _hp("save_model_on_termination", "categorical", _TRUE_FALSE),
             _hp("aft_loss_distribution", "categorical", ("normal", "logistic", "extreme")),
-            _hp("aft_loss_distribution_scale", "float", Interval(min_closed=0)),
+            _hp("aft_loss_distribution_scale", "float", Interval(min_closed=0),
+                library_limit=_FLOAT32_FROM_0),
             _hp("deterministic_histogram", "categorical", _TRUE_FALSE),
             _hp("sampling_method", "categorical", ("uniform", "gradient_based")),
             _hp("prob_buffer_row", "int", Interval(min_open=1.0)),

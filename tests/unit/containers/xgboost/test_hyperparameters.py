@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from sagedock.containers.hyperparameters import FLOAT32_MAX, Interval
 from sagedock.containers.xgboost.hyperparameters import SCHEMA, validate
 from sagedock.toolkit.errors import UserError
 
@@ -265,3 +266,112 @@ def test_interaction_constraints_go_to_xgboost_as_a_json_list(tree_method: str) 
         {"num_round": "5", "interaction_constraints": "[[1,2],[3,4]]", "tree_method": tree_method}
     )
     assert hps.xgboost_params()["interaction_constraints"] == "[[1, 2], [3, 4]]"
+
+
+# -- NaN, infinity and what XGBoost itself accepts (issue 11, section 4) -----------------------
+
+NUMERIC_WITH_A_RANGE = sorted(
+    name
+    for name, hp in SCHEMA.items()
+    if hp.kind in ("int", "float") and isinstance(hp.range, Interval)
+)
+
+
+@pytest.mark.parametrize("name", NUMERIC_WITH_A_RANGE)
+@pytest.mark.parametrize("text", ["nan", "NaN", "inf", "-inf", "Infinity", "1e999"])
+def test_nan_and_infinity_are_refused_for_every_number_with_a_range(name: str, text: str) -> None:
+    hp = SCHEMA[name]
+    if hp.kind == "int":
+        # int("nan") does not parse: refused before any range is looked at
+        assert "could not parse value" in _error({"num_round": "5", name: text})
+        return
+    shown = repr(float(text))
+    message = _error({"num_round": "5", name: text})
+    assert message == (
+        f"Hyperparameter {name}: {shown} is not in {hp.range} "
+        "(NaN and infinity are not numbers in a range)"
+    )
+
+
+def test_decoded_nan_is_refused_like_the_string() -> None:
+    # TrainingEnv JSON-decodes values, and Python's json reads NaN and Infinity as floats.
+    assert _error({"num_round": 5, "eta": float("nan")}).startswith(
+        "Hyperparameter eta: nan is not in [0, 1]"
+    )
+    assert _error({"num_round": 5, "gamma": float("inf")}).startswith(
+        "Hyperparameter gamma: inf is not in [0, +inf)"
+    )
+
+
+def test_infinity_inside_a_number_list_is_refused() -> None:
+    assert _error({"num_round": "5", "interaction_constraints": "[[1, 1e999]]"}) == (
+        "Hyperparameter interaction_constraints: value [[1, inf]] not in range [1, +inf) "
+        "(NaN and infinity are not numbers in a range)"
+    )
+
+
+def test_a_nan_metric_threshold_is_refused() -> None:
+    for metric in ("error@nan", "error@inf"):
+        assert (
+            _error({"num_round": "5", "eval_metric": metric, "objective": "binary:logistic"})
+            == "Threshold value 't' in 'error@t' expects float input."
+        )
+
+
+def test_max_bin_below_two_is_refused_before_training() -> None:
+    # SageMaker documents [0, +inf); XGBoost fails on 0 and 1 with "Check failed: max_bin >= 2".
+    for value in ("0", "1"):
+        assert _error({"num_round": "5", "max_bin": value}) == (
+            f"Hyperparameter max_bin: {value} is not in [2, 2147483647]: XGBoost needs at least 2 "
+            "bins per feature and keeps max_bin as a 32-bit integer"
+        )
+    assert validate({"num_round": "5", "max_bin": "2"}).xgboost_params() == {"max_bin": 2}
+
+
+def test_numbers_past_xgboosts_32_bit_parameters_are_refused() -> None:
+    assert _error({"num_round": "5", "gamma": "1e39"}) == (
+        "Hyperparameter gamma: 1e+39 is not in [0, 3.4028234663852886e+38]: XGBoost keeps it as "
+        "a 32-bit float"
+    )
+    assert _error({"num_round": "5", "max_depth": str(2**31)}) == (
+        "Hyperparameter max_depth: 2147483648 is not in [0, 2147483647]: XGBoost keeps it as a "
+        "32-bit integer"
+    )
+    validate({"num_round": "5", "gamma": repr(FLOAT32_MAX), "max_depth": str(2**31 - 1)})
+
+
+LIMITED = sorted(name for name, hp in SCHEMA.items() if hp.library_limit is not None)
+
+
+def _just_outside(name: str) -> int | float:
+    hp = SCHEMA[name]
+    assert hp.library_limit is not None
+    limit = hp.library_limit.range
+    if name == "max_bin":
+        return 1
+    assert limit.max_closed is not None
+    return limit.max_closed + 1 if hp.kind == "int" else 1e39
+
+
+@pytest.mark.parametrize("name", LIMITED)
+def test_what_we_refuse_for_xgboost_xgboost_refuses_too(name: str) -> None:
+    # The limits are XGBoost's, not stricter: the real library fails on the first value past
+    # each one. (nthread past 2**31 - 1 is refused as a parameter, so no thread is started.)
+    import numpy as np
+    import xgboost
+
+    value = _just_outside(name)
+    assert "is not in" in _error({"num_round": "5", name: str(value)})
+    rng = np.random.default_rng(0)
+    x = rng.random((40, 3))
+    params: dict[str, Any] = {name: value, "tree_method": "hist"}
+    matrix = xgboost.DMatrix(x, label=(x[:, 0] > 0.5).astype(float))
+    # A parameter of another objective is ignored (with a warning) unless that objective runs.
+    if name == "num_class":
+        params["objective"] = "multi:softprob"
+    if name == "aft_loss_distribution_scale":
+        params["objective"] = "survival:aft"
+        matrix.set_float_info("label_lower_bound", x[:, 0])
+        matrix.set_float_info("label_upper_bound", x[:, 0] + 1)
+    with pytest.raises(xgboost.core.XGBoostError):
+        xgboost.train(params, matrix, num_boost_round=1)
