@@ -12,7 +12,11 @@
 5. write ``model/xgboost-model`` (``xgboost-model-<fold>`` for ``_kfold``) on the master.
 
 XGBoost errors caused by the data or the parameters (labels out of range, NaN labels, ...) are
-UserErrors (``ClientError: ...``); anything else is ``AlgorithmError: XGB train call failed``.
+UserErrors (``ClientError: ...``), and so is a refusal from XGBoost's core that names one of
+the job's parameters (``Check failed: param_.max_depth > 0`` with ``tree_method=exact``: the
+message starts ``Hyperparameter max_depth: XGBoost refused 0``); anything else is
+``AlgorithmError: XGB train call failed``. Ranges XGBoost is known to refuse are checked before
+training instead (:mod:`.hyperparameters`).
 """
 
 from __future__ import annotations
@@ -98,20 +102,65 @@ def xgboost_error_text(exc: BaseException) -> str:
     return "\n".join(lines)
 
 
-def classify_error(exc: BaseException) -> SagedockError:
-    """A UserError when *exc* is about the data or parameters, else an AlgorithmError."""
+#: How XGBoost's C++ core words a refused parameter value ("Check failed: max_bin >= 2 ...").
+PARAMETER_FAILURES: tuple[str, ...] = (
+    "Check failed",
+    "Out of range value for",
+    "Invalid Parameter format for",
+)
+
+#: XGBoost's own names for the hyperparameters SageMaker gives by another name.
+_XGBOOST_NAMES: Mapping[str, str] = {
+    "learning_rate": "eta",
+    "min_split_loss": "gamma",
+    "reg_lambda": "lambda",
+    "reg_alpha": "alpha",
+}
+
+
+def blamed_hyperparameter(text: str, params: Mapping[str, Any]) -> str | None:
+    """The hyperparameter of *params* that XGBoost's refusal *text* names first, if any.
+
+    Only messages about a parameter value count (:data:`PARAMETER_FAILURES`), and only names
+    the job set: ``Check failed: param_.max_depth > 0`` blames ``max_depth`` when the job gave
+    it; ``Check failed: learner_model_param_.num_feature == ...`` blames nothing.
+    """
+    if not any(marker in text for marker in PARAMETER_FAILURES):
+        return None
+    spellings = {name: name for name in params}
+    spellings |= {xgb: ours for xgb, ours in _XGBOOST_NAMES.items() if ours in params}
+    first: tuple[int, str] | None = None
+    for spelling, name in spellings.items():
+        # \b: "lambda" is not found inside "reg_lambda" (the underscore is a word character)
+        match = re.search(rf"\b{re.escape(spelling)}\b", text)
+        if match and (first is None or match.start() < first[0]):
+            first = (match.start(), name)
+    return first[1] if first else None
+
+
+def classify_error(exc: BaseException, params: Mapping[str, Any] | None = None) -> SagedockError:
+    """A UserError when *exc* is about the data or parameters, else an AlgorithmError.
+
+    SageMaker's own data and parameter messages are kept word for word; a refusal that names
+    one of the job's *params* (XGBoost's parameters) says which, with its value.
+    """
     text = xgboost_error_text(exc)
     if isinstance(exc, MetricInputError) or any(m in text for m in USER_ERROR_MARKERS):
         return UserError(text)
+    given = params or {}
+    name = blamed_hyperparameter(text, given)
+    if name is not None:
+        return UserError(f"Hyperparameter {name}: XGBoost refused {given[name]}: {text}")
     return AlgorithmError(f"XGB train call failed with exception:\n {text}")
 
 
 @contextlib.contextmanager
-def xgboost_errors() -> Iterator[None]:
+def xgboost_errors(params: Mapping[str, Any] | None = None) -> Iterator[None]:
+    """Turn XGBoost's errors into ours (:func:`classify_error`), blaming *params* where named."""
     try:
         yield
     except (xgboost.core.XGBoostError, MetricInputError) as exc:
-        raise classify_error(exc) from exc
+        raise classify_error(exc, params) from exc
 
 
 # -- configuration ----------------------------------------------------------------------------
@@ -299,7 +348,7 @@ def _matrices(
     quantile = xgb_data.wants_quantile(plan.params)
     max_bin = plan.params.get("max_bin")
     nthread = plan.params.get("nthread")
-    with xgboost_errors():
+    with xgboost_errors(plan.params):
         dtrain = xgb_data.build_matrix(
             train, num_cols=num_cols, quantile=quantile, max_bin=max_bin, nthread=nthread
         )
@@ -347,7 +396,7 @@ def _train_once(
     metric = (
         custom_metric(plan.container_metrics, plan.objective) if plan.container_metrics else None
     )
-    with xgboost_errors():
+    with xgboost_errors(plan.params):
         return xgboost.train(
             plan.params,
             dtrain,
@@ -468,7 +517,7 @@ def _cross_validate(
         booster = _train_once(plan, dtrain, dval, callbacks=callbacks, evals_result=evals_result)
         boosters.append(booster)
         results.append(evals_result)
-        with xgboost_errors():
+        with xgboost_errors(plan.params):
             recorder.record(val_rows, booster.predict(dval))
         if len(boosters) % k == 0 and is_master:
             logger.info("The metrics of round %d cross validation", len(boosters) // k)
