@@ -30,6 +30,7 @@ LOCAL_HOST = "algo-1"
 DEFAULT_INSTANCE_GROUP = "homogeneousCluster"
 DEFAULT_NETWORK_INTERFACE = "eth0"
 EMPTY: Mapping[str, Any] = MappingProxyType({})
+TOO_DEEP = "JSON nested too deeply to read (arrays or objects hundreds of levels deep)"
 
 
 def load_json(path: Path) -> Any:
@@ -49,6 +50,10 @@ def load_json(path: Path) -> Any:
         raise UserError(
             f"{path}: malformed JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
         ) from None
+    except RecursionError:
+        # json's decoder recurses once per [ or {: a deep enough document (100000 "[") ends
+        # Python's stack, which says nothing about which file was at fault.
+        raise UserError(f"{path}: {TOO_DEEP}") from None
 
 
 def load_optional_json(path: Path) -> Any | None:
@@ -94,8 +99,16 @@ class Hyperparameters:
     def from_json(cls, value: Any, source: Path | str) -> Hyperparameters:
         document = _object(value, source)
         raw = {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in document.items()}
-        decoded = {str(k): decode_hyperparameter(v) for k, v in document.items()}
+        decoded = {str(k): _decoded(str(k), v, source) for k, v in document.items()}
         return cls(raw=MappingProxyType(raw), decoded=MappingProxyType(decoded))
+
+
+def _decoded(key: str, value: Any, source: Path | str) -> Any:
+    try:
+        return decode_hyperparameter(value)
+    except RecursionError:
+        # A value is JSON text of its own ("[[[..."): decoding it recurses like the file does.
+        raise UserError(f"{source}: the value of hyperparameter {key!r} is {TOO_DEEP}") from None
 
 
 # -- resourceconfig.json -----------------------------------------------------------------------

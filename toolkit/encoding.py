@@ -25,6 +25,8 @@ def decode_hyperparameter(raw: Any) -> Any:
     ``'"train.py"'`` -> ``'train.py'``, ``'10'`` -> ``10``, ``'[1, 2]'`` -> ``[1, 2]``,
     ``'true'`` -> ``True``; text that is not JSON (``'some words'``) and values that are not
     strings at all are returned unchanged.
+
+    :raises RecursionError: for JSON nested too deeply to decode (the caller names the file).
     """
     if not isinstance(raw, str | bytes | bytearray):
         return raw

@@ -122,3 +122,43 @@ def test_read_job_config_reads_all_files(tmp_path: Path) -> None:
     assert job.hyperparameters.decoded["a"] == 1
     assert list(job.channels) == ["train"]
     assert job.checkpoint.local_path == Path("/c")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "hyperparameters.json",
+        "resourceconfig.json",
+        "inputdataconfig.json",
+        "checkpointconfig.json",
+    ],
+)
+def test_json_nested_too_deeply_is_a_user_error_naming_the_file(tmp_path: Path, name: str) -> None:
+    # 100000 "[" ends json's recursion: a RecursionError traceback without the file's name.
+    paths = MlPaths(tmp_path)
+    _write(paths, name, "[" * 100_000)
+    with pytest.raises(UserError) as info:
+        read_job_config(paths)
+    assert info.value.message == (
+        f"{paths.input_config_dir / name}: JSON nested too deeply to read "
+        "(arrays or objects hundreds of levels deep)"
+    )
+
+
+def test_a_hyperparameter_value_nested_too_deeply_names_the_file_and_key() -> None:
+    # SageMaker writes each value as a string, which is JSON-decoded in its turn.
+    with pytest.raises(UserError) as info:
+        Hyperparameters.from_json({"epochs": "3", "layers": "[" * 100_000}, "hp.json")
+    assert info.value.message == (
+        "hp.json: the value of hyperparameter 'layers' is JSON nested too deeply to read "
+        "(arrays or objects hundreds of levels deep)"
+    )
+
+
+def test_nesting_short_of_the_limit_still_reads(tmp_path: Path) -> None:
+    paths = MlPaths(tmp_path)
+    _write(paths, "hyperparameters.json", json.dumps({"layers": "[" * 200 + "]" * 200}))
+    decoded = read_job_config(paths).hyperparameters.decoded["layers"]
+    for _ in range(199):
+        decoded = decoded[0]
+    assert decoded == []
