@@ -36,7 +36,7 @@ from .errors import (
     error_body,
 )
 from .handler import Handler, HookFailed, InferenceContext, Predictor, Reply
-from .multimodel import ModelManager
+from .multimodel import ModelManager, parse_load_request
 from .settings import ServingSettings
 
 log = logging.getLogger(__name__)
@@ -309,13 +309,7 @@ def _flask_app(serving: ServingApp) -> Flask:
 
         @app.post("/models")
         def load_model() -> ResponseReturnValue:
-            data = request.get_json(silent=True)
-            name = data.get("model_name") if isinstance(data, dict) else None
-            url = data.get("url") if isinstance(data, dict) else None
-            if not isinstance(name, str) or not name or not isinstance(url, str) or not url:
-                raise BadRequest(
-                    'expected a JSON body {"model_name": ..., "url": ...} with two strings'
-                )
+            name, url = parse_load_request(request.get_data())
             models.load(name, url)
             return app.json.response({"status": "Workers scaled"})
 

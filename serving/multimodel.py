@@ -17,6 +17,12 @@ The budget is per worker: ``SAGEDOCK_MODEL_CACHE_MB``, by default 70 % of the me
 available to the container (cgroup limit, else physical memory) divided by the number of
 workers. A model's size is the growth of the worker's resident memory while ``model_fn`` ran
 (at least the size of its files), measured when it is loaded.
+
+Client mistakes are 4xx with a message saying what is wrong: a ``.tar.gz`` model that is
+truncated, not an archive, over the archive limits or unsafe (see
+:func:`sagedock.toolkit.sources.safe_extract`) is a 400 naming the archive and the reason; a
+``POST /models`` body that is not a JSON object of two strings of valid UTF-8 text is a 400
+naming the field.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from sagedock.toolkit.errors import UserError
 
 from .errors import (
     BadRequest,
@@ -85,6 +93,44 @@ def disk_bytes(path: Path) -> int:
             with contextlib.suppress(OSError):
                 total += (Path(root) / name).stat().st_size
     return total
+
+
+LOAD_BODY = '{"model_name": ..., "url": ...}'
+
+
+def parse_load_request(body: bytes) -> tuple[str, str]:
+    """The ``(model_name, url)`` of a ``POST /models`` body.
+
+    :raises BadRequest: the body is not a JSON object, or a field is missing, not a
+        non-empty string, or not valid text (bytes that are not UTF-8, a lone surrogate
+        escape such as ``"\ud800"``, a NUL): the message names the field.
+    """
+    # surrogateescape keeps bytes that are not UTF-8 inside the strings they sit in, so the
+    # field that holds them can be named (RFC 8259: JSON between systems is UTF-8)
+    text = body.decode("utf-8", "surrogateescape").removeprefix("\ufeff")
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        data = None
+    if not isinstance(data, dict):
+        raise BadRequest(f"expected a JSON body {LOAD_BODY}")
+    return _text_field(data, "model_name"), _text_field(data, "url")
+
+
+def _text_field(data: Mapping[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f'"{key}" must be a non-empty string (expected {LOAD_BODY})')
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise BadRequest(
+            f'"{key}" is not valid text: character {exc.start} is not UTF-8 '
+            "(bytes that are not UTF-8, or a lone surrogate escape)"
+        ) from None
+    if "\0" in value:
+        raise BadRequest(f'"{key}" holds a NUL character')
+    return value
 
 
 @dataclass(frozen=True)
@@ -317,7 +363,10 @@ class ModelManager:
         dest = self.unpack_dir / digest[:32]
         if not dest.is_dir():
             self.unpack_dir.mkdir(parents=True, exist_ok=True)
-            safe_extract(archive, dest)
+            try:
+                safe_extract(archive, dest)
+            except UserError as exc:  # the archive's fault: the client's model, not our bug
+                raise BadRequest(f"cannot load the model archive: {exc.message}") from None
         return dest
 
     def _evict(self, name: str) -> None:

@@ -3,6 +3,7 @@ invocations, and the per-worker least-recently-used cache under its memory budge
 
 from __future__ import annotations
 
+import io
 import json
 import tarfile
 from pathlib import Path
@@ -166,3 +167,41 @@ def test_a_target_model_larger_than_the_budget_is_507_and_not_left_listed(
     response = server.invoke("[1]", **{"X-Amzn-SageMaker-Target-Model": "small"})
     assert response.status_code == 200, response.text
     assert [m["modelName"] for m in server.get("/models").json()["models"]] == ["small"]
+
+
+def test_bad_model_archives_and_names_that_are_not_text_are_400s_that_say_why(
+    serve_model: ServeFactory, tmp_path: Path
+) -> None:
+    models = make_models(tmp_path, ["alpha"])
+    (models / "junk.tar.gz").write_bytes(b"not a tarball\n" * 10)
+    with tarfile.open(models / "escape.tar.gz", "w:gz") as archive:
+        info = tarfile.TarInfo("../../escape.txt")
+        archive.addfile(info, None)
+    with tarfile.open(models / "cut.tar.gz", "w:gz") as archive:
+        info = tarfile.TarInfo("weights.bin")
+        data = bytes(range(256)) * 4096
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    (models / "cut.tar.gz").write_bytes((models / "cut.tar.gz").read_bytes()[:2000])
+    server = start(serve_model, tmp_path, models)
+    reasons = {
+        "junk.tar.gz": "is not a readable tar archive",
+        "escape.tar.gz": "unsafe archive member '../../escape.txt'",
+        "cut.tar.gz": "is truncated or damaged",
+    }
+    for target, reason in reasons.items():
+        response = server.invoke("[1]", **{"X-Amzn-SageMaker-Target-Model": target})
+        assert response.status_code == 400, response.text
+        assert response.json()["type"] == "BadRequest"
+        assert str(models / target) in response.json()["message"]
+        assert reason in response.json()["message"]
+    assert not list(tmp_path.rglob("escape.txt"))
+    assert server.get("/models").json() == {"models": []}
+
+    not_text = b'{"model_name": "caf\xe9", "url": "alpha/model"}'
+    response = server.post("/models", data=not_text, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json()["message"].startswith('"model_name" is not valid text')
+    surrogate = b'{"model_name": "\\udc80", "url": "alpha/model"}'
+    assert server.post("/models", data=surrogate).status_code == 400
+    assert server.get("/ping").status_code == 200

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import json
+import os
+import re
+import tarfile
 import types
 from pathlib import Path
 from typing import Any
@@ -197,3 +202,85 @@ def test_multi_model_routes(tmp_path: Path) -> None:
     assert app.get("/models/one").json == {"modelName": "one", "modelUrl": str(models / "one")}
     assert app.delete("/models/one").status_code == 200
     assert app.get("/models/one").status_code == 404
+
+
+def _multi_model_app(tmp_path: Path) -> tuple[Client, Path]:
+    models = tmp_path / "models"
+    (models / "one").mkdir(parents=True)
+    h = handler(model_fn=lambda d, context: context.model_name)
+    manager = ModelManager(h, ModelRegistry(tmp_path / "registry"), models, budget_bytes=1 << 30)
+    return Client(create_app(SETTINGS, h, models=manager)), models
+
+
+def _bad_archive(path: Path, kind: str) -> None:
+    """A model archive that is cut short, not an archive at all, or climbs out of its dir."""
+    if kind == "junk":
+        path.write_bytes(b"this is not a tarball\n" * 20)
+        return
+    with tarfile.open(path, "w:gz") as tar:
+        data = os.urandom(32 * 1024) if kind == "truncated" else b"x"
+        info = tarfile.TarInfo("../escape.txt" if kind == "traversing" else "model.bin")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    if kind == "truncated":
+        path.write_bytes(path.read_bytes()[:4096])
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("truncated", "is truncated or damaged: Compressed file ended"),
+        ("junk", "is not a readable tar archive"),
+        ("traversing", r"unsafe archive member '../escape.txt' .*path leaves the target"),
+    ],
+)
+def test_a_target_model_that_is_a_bad_archive_is_400_naming_it_and_why(
+    tmp_path: Path, kind: str, reason: str
+) -> None:
+    app, models = _multi_model_app(tmp_path)
+    _bad_archive(models / "bad.tar.gz", kind)
+    for _ in range(2):  # and again: a refused archive leaves nothing that looks unpacked
+        response = app.post(
+            "/invocations", data=b"[1]", headers={"X-Amzn-SageMaker-Target-Model": "bad.tar.gz"}
+        )
+        assert response.status_code == 400, response.text
+        body = response.json
+        assert body["type"] == "BadRequest"
+        assert str(models / "bad.tar.gz") in body["message"]
+        assert re.search(reason, body["message"]), body["message"]
+    loaded = app.post("/models", json={"model_name": "b", "url": str(models / "bad.tar.gz")})
+    assert loaded.status_code == 400
+    assert re.search(reason, loaded.json["message"])
+    assert app.get("/models").json == {"models": []}  # neither left registered
+    assert not (tmp_path / "escape.txt").exists()
+    assert not list(tmp_path.rglob("escape.txt"))
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"model_name": "caf\xe9", "url": "one"}', "model_name"),  # Latin-1, not UTF-8
+        (b'{"model_name": "\\ud800", "url": "one"}', "model_name"),  # a lone surrogate
+        (b'{"model_name": "one", "url": "\xff\xfe/one"}', "url"),
+        (b'{"model_name": "one", "url": "one\\u0000"}', "url"),
+        (b'{"model_name": 7, "url": "one"}', "model_name"),
+        (b'{"model_name": "one"}', "url"),
+    ],
+)
+def test_post_models_with_a_field_that_is_not_text_is_400_naming_the_field(
+    tmp_path: Path, body: bytes, field: str
+) -> None:
+    app, _ = _multi_model_app(tmp_path)
+    response = app.post("/models", data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert response.json["type"] == "BadRequest"
+    assert response.json["message"].startswith(f'"{field}" ')
+    assert app.get("/models").json == {"models": []}
+
+
+def test_post_models_takes_utf8_names(tmp_path: Path) -> None:
+    app, models = _multi_model_app(tmp_path)
+    body = json.dumps({"model_name": "café/模型", "url": str(models / "one")}).encode()
+    assert app.post("/models", data=body).status_code == 200
+    assert app.get("/models").json["models"][0]["modelName"] == "café/模型"
+    assert app.post("/models", data=b"\xff\xfe not json").status_code == 400
