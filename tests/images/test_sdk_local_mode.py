@@ -79,6 +79,45 @@ TRAIN_SCRIPT = textwrap.dedent(
     """
 )
 
+#: A PyTorch user's pair of scripts, as the SDK's PyTorch estimator runs them: train.py saves a
+#: state dict; inference.py (given to deploy()) has only model_fn, so the framework's default
+#: input_fn / predict_fn / output_fn (JSON in, JSON out) do the rest.
+TORCH_TRAIN_SCRIPT = textwrap.dedent(
+    """
+    import glob, os
+
+    import numpy as np
+    import torch
+
+    files = sorted(glob.glob(os.path.join(os.environ["SM_CHANNEL_TRAIN"], "*.csv")))
+    data = np.vstack([np.loadtxt(f, delimiter=",", ndmin=2) for f in files]).astype("float32")
+    x, y = torch.from_numpy(data[:, 1:]), torch.from_numpy(data[:, :1])
+    torch.manual_seed(0)
+    model = torch.nn.Linear(x.shape[1], 1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    for _ in range(int(os.environ.get("SM_HP_EPOCHS", "50"))):
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(model(x), y).backward()
+        optimizer.step()
+    torch.save(model.state_dict(), os.path.join(os.environ["SM_MODEL_DIR"], "model.pth"))
+    print("torch script trained")
+    """
+)
+TORCH_INFERENCE_SCRIPT = textwrap.dedent(
+    """
+    import os
+
+    import torch
+
+
+    def model_fn(model_dir):
+        model = torch.nn.Linear(4, 1)
+        state = torch.load(os.path.join(model_dir, "model.pth"), weights_only=True)
+        model.load_state_dict(state)
+        return model.eval()
+    """
+)
+
 
 @pytest.fixture(scope="module")
 def compose() -> None:
@@ -212,3 +251,41 @@ def test_sdk2_script_mode_fit_deploy_predict(
     result = run_client(sdk2_python, "sdk2_local.py", scenario, tmp_path)
     assert "script mode trained 5 rounds" in (tmp_path / "sdk2_local.py.log").read_text()
     _check_predictions(result, scenario, tmp_path)
+
+
+def _torch_predictions(model_data: str, x: np.ndarray, workdir: Path) -> list[float]:
+    import torch
+
+    archive = Path(model_data.removeprefix("file://"))
+    with tarfile.open(archive) as tar:
+        tar.extractall(workdir, filter="data")
+    model = torch.nn.Linear(4, 1)
+    model.load_state_dict(torch.load(workdir / "model.pth", weights_only=True))
+    with torch.no_grad():
+        return [float(v) for v in model(torch.from_numpy(x)).flatten()]
+
+
+def test_sdk2_pytorch_estimator_deploys_with_an_inference_entry_point(
+    compose: None, sdk2_python: Path, sagedock_images: ImageSet, tmp_path: Path
+) -> None:
+    # sagemaker.pytorch.PyTorch(...).deploy(entry_point="inference.py") repacks model.tar.gz
+    # with code/inference.py and points SAGEMAKER_SUBMIT_DIRECTORY at /opt/ml/model/code.
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "train.py").write_text(TORCH_TRAIN_SCRIPT)
+    (source / "inference.py").write_text(TORCH_INFERENCE_SCRIPT)
+    scenario = _scenario(
+        tmp_path,
+        sagedock_images.tag("pytorch"),
+        1,
+        framework="pytorch",
+        entry_point="train.py",
+        source_dir=str(source),
+        inference="inference.py",
+        hyperparameters={"epochs": 50},
+    )
+    result = run_client(sdk2_python, "sdk2_local.py", scenario, tmp_path)
+    assert "torch script trained" in (tmp_path / "sdk2_local.py.log").read_text()
+    x = np.asarray(scenario["rows"], dtype=np.float32)
+    expected = _torch_predictions(result["model_data"], x, tmp_path / "unpacked")
+    assert _numbers(result["prediction"]) == pytest.approx(expected, rel=1e-4, abs=1e-5)

@@ -37,6 +37,9 @@ def estimator(scenario, session):
             source_dir=scenario["source_dir"],
             framework_version="2.3",
             py_version="py311",
+            # Without a code location, deploy(entry_point=...) asks STS for the account's
+            # default bucket even in local mode (local_code uploads nothing to it).
+            code_location="s3://sagedock-local-code/pytorch",
             **common,
         )
     if "entry_point" in scenario:
@@ -63,7 +66,12 @@ def main():
         payload = scenario["rows"]
     predictor = est.deploy(**deploy_args)
     try:
-        result["prediction"] = predictor.predict(payload).decode("utf-8")
+        answer = predictor.predict(payload)
+        # PyTorchPredictor decodes with its NumpyDeserializer; the generic one returns bytes
+        if isinstance(answer, bytes):
+            result["prediction"] = answer.decode("utf-8")
+        else:
+            result["prediction"] = json.dumps(answer.tolist())
     finally:
         predictor.delete_endpoint()
 
