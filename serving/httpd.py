@@ -7,11 +7,18 @@ wants - no thread hand-offs, no green threads that never yield - and with nginx 
 The per-request path is short on purpose: parse the head, read the body, call the app, write
 the response in one ``sendall`` where it fits.
 
-Requests are parsed strictly (bad request line or header: 400; head over 64 KiB: 431; body over
-the limit: 413 without reading it, then the connection closes). ``Transfer-Encoding: chunked``
-request bodies and ``Expect: 100-continue`` are handled. A response without ``Content-Length``
-(an iterator from the app) is sent chunked; ``HEAD``, 204 and 304 get no body. Errors
-produced here have the same JSON body as the app's.
+Requests are parsed by llhttp (:mod:`.request_reader`: bad request line or header: 400; head
+over 64 KiB: 431; body over the limit: 413 without reading it, then the connection closes).
+``Transfer-Encoding: chunked`` request bodies and ``Expect: 100-continue`` are handled. A
+request arrives without blocking the loop: its bytes are parsed as they come, and the app is
+called once it is complete, so a client that sends its body slowly holds its connection, never
+the worker; a request must arrive whole within *read_timeout* of its first byte (else 408).
+Any failure while answering one connection closes that connection only. A response without
+``Content-Length`` (an iterator from the app) is sent chunked; ``HEAD``, 204 and 304 get no
+body. Errors produced here have the same JSON body as the app's.
+
+Behind nginx, an :class:`~.inflight.InFlight` record keeps a request whose worker died
+running it from being run again by another worker (nginx retries it there).
 
 A :class:`Watchdog` bounds the time a request may spend in the app: past the deadline it answers
 504 on the request's socket from its own thread and ends the process (gunicorn starts a new
@@ -41,35 +48,22 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote
 
-from .errors import (
-    BadRequest,
-    InferenceError,
-    PayloadTooLarge,
-    RequestTimeout,
-    error_body,
-)
+from .errors import InferenceError, RequestTimeout, error_body
+from .inflight import InFlight
+from .request_reader import HttpError, Request, RequestReader
 
 log = logging.getLogger(__name__)
 access_log = logging.getLogger("sagedock.serving.access")
 
-MAX_HEAD = 64 * 1024
 RECV_SIZE = 256 * 1024
 #: Bodies up to this size are sent with the head in one ``sendall``.
 COALESCE_LIMIT = 256 * 1024
-#: Seconds a client may take to send the rest of a request it started.
+#: Seconds a client may take to send a request whole, from its first byte.
 READ_TIMEOUT = 60.0
 #: Exit status of a worker the watchdog ends (anything but gunicorn's 3 and 4).
 EXIT_TIMEOUT = 75
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
-
-
-class HttpError(Exception):
-    """A request this server answers itself; the connection is closed afterwards."""
-
-    def __init__(self, error: InferenceError) -> None:
-        super().__init__(error.message)
-        self.error = error
 
 
 def new_request_id() -> str:
@@ -223,31 +217,48 @@ _RETURNED = object()
 
 
 class Connection:
-    """A client connection: its socket, the peer for logs, and bytes received but not yet
-    answered."""
+    """A client connection: its socket, the peer for logs, and the reader of its requests
+    (requests received but not answered yet are in ``reader.ready``)."""
 
-    __slots__ = ("buf", "peer", "sock")
+    __slots__ = ("peer", "reader", "sock")
 
-    def __init__(self, sock: socket.socket, peer: str) -> None:
+    def __init__(self, sock: socket.socket, peer: str, max_body: int | None = None) -> None:
         self.sock = sock
         self.peer = peer
-        self.buf = b""
+        self.reader = RequestReader(max_body)
+
+    def feed(self, data: bytes) -> None:
+        self.reader.feed(data)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing received that is not answered yet: waiting for the next request."""
+        reader = self.reader
+        return (
+            not reader.ready
+            and reader.started is None
+            and reader.error is None
+            and not reader.upgraded
+        )
 
     def handed_over(self) -> Connection:
         """The same connection as a new object, for watching it again after another thread
         held it: a readiness event the serving thread fetched before the hand-over names the
         old object, and is thereby known to be stale (the serving loop checks identity)."""
-        conn = Connection(self.sock, self.peer)
-        conn.buf = self.buf
+        conn = Connection.__new__(Connection)
+        conn.sock, conn.peer, conn.reader = self.sock, self.peer, self.reader
         return conn
 
 
-def accept(listener: socket.socket) -> Connection | None:
+def accept(listener: socket.socket, max_body: int | None = None) -> Connection | None:
     """A new connection from *listener* (non-blocking), None when another process or thread
-    took it first."""
+    took it first (or accepting failed: out of descriptors, say - the loop carries on)."""
     try:
         sock, addr = listener.accept()
     except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+        return None
+    except OSError as exc:
+        log.warning("accepting a connection failed: %s", exc)
         return None
     sock.settimeout(READ_TIMEOUT)
     if sock.family in (socket.AF_INET, socket.AF_INET6):
@@ -255,7 +266,7 @@ def accept(listener: socket.socket) -> Connection | None:
         peer = str(addr[0])
     else:
         peer = "unix"
-    return Connection(sock, peer)
+    return Connection(sock, peer, max_body)
 
 
 class HttpServer:
@@ -265,6 +276,8 @@ class HttpServer:
     :param watchdog: bounds the app's time per request (None: unbounded).
     :param tick: called at least every second, and per streamed chunk (gunicorn heartbeat).
     :param access_log: log one line per request (``/ping`` only if *log_ping*).
+    :param read_timeout: seconds a request may take to arrive, from its first byte (408).
+    :param inflight: behind nginx, the workers' shared record of running requests.
     """
 
     def __init__(
@@ -278,8 +291,12 @@ class HttpServer:
         tick: Callable[[], None] = lambda: None,
         access_log: bool = False,
         log_ping: bool = False,
+        read_timeout: float = READ_TIMEOUT,
+        inflight: InFlight | None = None,
     ) -> None:
         self.app = app
+        self.read_timeout = read_timeout
+        self.inflight = inflight
         self.max_body = max_body
         self.watchdog = watchdog
         self.tick = tick
@@ -342,6 +359,7 @@ class HttpServer:
                 now = time.monotonic()
                 if now - last_tick >= 1.0:
                     self.tick()
+                    self._drop_late(now)
                     last_tick = now
                 for key, _ in events:
                     if key.data is None:
@@ -379,9 +397,18 @@ class HttpServer:
             selector.close()
 
     def _accept(self, listener: socket.socket) -> None:
-        conn = accept(listener)
+        conn = accept(listener, self.max_body)
         if conn is not None:
             self._watch(conn)
+
+    def _drop_late(self, now: float) -> None:
+        """Answer 408 on, and close, every connection whose request has been arriving for
+        longer than the read timeout (however steadily its bytes trickle in)."""
+        for conn in list(self._conns.values()):
+            started = conn.reader.started
+            if started is not None and now - started > self.read_timeout:
+                self._send_error(conn, _late(self.read_timeout))
+                self._close(conn)
 
     def _watch(self, conn: Connection) -> None:
         self._conns[conn.sock.fileno()] = conn
@@ -408,7 +435,7 @@ class HttpServer:
                 self._selector.unregister(conn.sock)
 
     def rewatch(self, conn: Connection) -> None:
-        """Watch a taken *conn* again, with nothing in its buffer. Only while the serving
+        """Watch a taken *conn* again, :attr:`~Connection.idle`. Only while the serving
         thread is in the app (:meth:`Watchdog.while_busy`)."""
         self._watch(conn.handed_over())
 
@@ -432,7 +459,7 @@ class HttpServer:
         while self._returned:
             conn = self._returned.popleft()
             self._watch(conn)
-            if conn.buf:
+            if not conn.idle:
                 self._process(conn)
 
     def abandon(self, keep: socket.socket) -> None:
@@ -464,212 +491,77 @@ class HttpServer:
         if not data:
             self._close(conn)
             return
-        conn.buf += data
-        self._process(conn)
+        self._process(conn, data)
 
-    def _process(self, conn: Connection) -> None:
+    def _process(self, conn: Connection, data: bytes = b"") -> None:
+        """Parse *data* and answer what is complete; close the connection when it is done
+        with or anything went wrong - whatever it was, only this connection pays for it."""
         try:
+            if data:
+                conn.feed(data)
             keep = self._handle_buffered(conn)
         except HttpError as exc:
             self._send_error(conn, exc.error)
             keep = False
         except OSError:
             keep = False
+        except Exception as exc:
+            log.exception("answering a request from %s failed", conn.peer)
+            self._send_error(conn, InferenceError(500, f"internal error: {type(exc).__name__}"))
+            keep = False
         if not keep:
             self._close(conn)
 
     def answer_pings(self, conn: Connection) -> bool:
         """Answer, with this server's app, the body-less ``GET``/``HEAD /ping`` requests at
-        the start of *conn*'s buffer, up to the first other, incomplete or malformed request
-        (left in the buffer); False when the connection is to be closed.
+        the front of *conn*'s received requests, up to the first other, incomplete or
+        malformed one (left for the serving thread); False when the connection is to be
+        closed.
 
         For a thread beside the serving one (:mod:`.ping_standby`): nothing else is read."""
         return self._handle_buffered(conn, pings_only=True)
 
     # -- one request --------------------------------------------------------------------------
     def _handle_buffered(self, conn: Connection, *, pings_only: bool = False) -> bool:
-        """Answer every complete request in the buffer (*pings_only*: see
-        :meth:`answer_pings`); False when the connection must close."""
-        while conn.buf:
-            end = conn.buf.find(b"\r\n\r\n")
-            if end < 0 and len(conn.buf) <= MAX_HEAD:
-                return True  # wait for the rest of the head
-            try:
-                if end < 0 or end > MAX_HEAD:
-                    raise HttpError(InferenceError(431, "request head larger than 64 KiB"))
-                environ, keep_alive, length, chunked, expect = self._parse_head(conn, end)
-            except HttpError:
-                if pings_only:
-                    return True  # the serving thread answers it
-                raise
-            if pings_only and (
-                environ["PATH_INFO"] != "/ping"
-                or environ["REQUEST_METHOD"] not in ("GET", "HEAD")
-                or length
-                or chunked
-            ):
+        """Answer every complete request received (*pings_only*: see :meth:`answer_pings`);
+        False when the connection must close."""
+        reader = conn.reader
+        ready = reader.ready
+        while ready:
+            request = ready[0]
+            if pings_only and not _is_ping(request):
                 return True
-            conn.buf = conn.buf[end + 4 :]
-            body: bytes | bytearray
-            if chunked:
-                body = self._read_chunked(conn, expect)
-            else:
-                body = self._read_body(conn, length, expect)
-            environ["wsgi.input"] = io.BytesIO(body)
-            if not self._respond(conn, environ, keep_alive and self._alive()):
+            ready.popleft()
+            environ = self._environ(request, conn.peer)
+            if not self._respond(
+                conn, environ, request.keep_alive and not reader.upgraded and self._alive()
+            ):
                 return False
+        if reader.error is not None:
+            if pings_only:
+                return True  # the serving thread answers it
+            raise HttpError(reader.error)
+        if reader.upgraded:
+            return False  # what follows is another protocol's
+        if reader.needs_continue and not pings_only:
+            reader.needs_continue = False
+            conn.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
         return True
 
-    def _parse_head(
-        self, conn: Connection, end: int
-    ) -> tuple[dict[str, Any], bool, int, bool, bool]:
-        try:
-            head = conn.buf[:end].decode("latin-1")
-        except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
-            raise HttpError(BadRequest("undecodable request head")) from None
-        lines = head.split("\r\n")
-        parts = lines[0].split(" ")
-        if len(parts) != 3 or not parts[2].startswith("HTTP/1.") or not parts[0].isalpha():
-            raise HttpError(BadRequest(f"malformed request line {lines[0][:200]!r}"))
-        method, target, version = parts
-        environ = dict(self._base_environ)
-        path, _, query = target.partition("?")
-        environ["REQUEST_METHOD"] = method
+    def _environ(self, request: Request, peer: str) -> dict[str, Any]:
+        environ = self._base_environ.copy()
+        environ.update(request.headers)
+        path, _, query = request.target.decode("latin-1").partition("?")
+        environ["REQUEST_METHOD"] = request.method
         environ["PATH_INFO"] = unquote(path, "latin-1") if "%" in path else path
         environ["QUERY_STRING"] = query
-        environ["SERVER_PROTOCOL"] = version
-        environ["REMOTE_ADDR"] = conn.peer
-        length = 0
-        chunked = False
-        expect = False
-        connection = ""
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if not sep or not name or name[-1] in " \t" or name[0] in " \t":
-                raise HttpError(BadRequest(f"malformed header line {line[:200]!r}"))
-            value = value.strip()
-            key = name.upper().replace("-", "_")
-            if key == "CONTENT_LENGTH":
-                if not value.isdigit() or (
-                    "CONTENT_LENGTH" in environ and environ["CONTENT_LENGTH"] != value
-                ):
-                    raise HttpError(BadRequest(f"invalid Content-Length {value[:40]!r}"))
-                length = int(value)
-                environ["CONTENT_LENGTH"] = value
-                continue
-            if key == "CONTENT_TYPE":
-                environ["CONTENT_TYPE"] = value
-                continue
-            if key == "TRANSFER_ENCODING":
-                if value.lower() != "chunked":
-                    raise HttpError(
-                        InferenceError(501, f"Transfer-Encoding {value!r} is not supported")
-                    )
-                chunked = True
-                continue
-            if key == "EXPECT":
-                expect = value.lower() == "100-continue"
-            elif key == "CONNECTION":
-                connection = value.lower()
-            key = "HTTP_" + key
-            if key in environ:
-                environ[key] += ", " + value
-            else:
-                environ[key] = value
-        if chunked and "CONTENT_LENGTH" in environ:
-            raise HttpError(BadRequest("both Content-Length and Transfer-Encoding given"))
-        if version == "HTTP/1.1":
-            keep_alive = "close" not in connection
-        else:
-            keep_alive = "keep-alive" in connection
-        if self.max_body is not None and length > self.max_body:
-            raise HttpError(self._too_large(length))
-        return environ, keep_alive, length, chunked, expect
-
-    def _too_large(self, length: int | None) -> PayloadTooLarge:
-        # Worded unlike nginx's 413 (nginx.conf.template), so that tests can tell which layer
-        # refused a body.
-        limit = self.max_body or 0
-        body = f"request body of {length} bytes is" if length is not None else "chunked body is"
-        return PayloadTooLarge(
-            f"{body} over the limit of {limit} bytes "
-            f"({limit / (1024 * 1024):g} MiB, SAGEMAKER_MAX_PAYLOAD_IN_MB)"
-        )
-
-    def _read_more(self, conn: Connection) -> None:
-        """Append what the socket has to the buffer (used for small things: heads, chunk
-        size lines; bodies go through :meth:`_read_exact`)."""
-        try:
-            data = conn.sock.recv(RECV_SIZE)
-        except TimeoutError:
-            raise HttpError(_late()) from None
-        if not data:
-            raise OSError("client closed the connection mid-request")
-        conn.buf += data
-
-    def _read_exact(self, conn: Connection, size: int) -> bytes | bytearray:
-        """The next *size* bytes: the buffer's, then straight from the socket into one
-        preallocated array (a 100 MB body is copied once, not once per packet)."""
-        have = len(conn.buf)
-        if have >= size:
-            data, conn.buf = conn.buf[:size], conn.buf[size:]
-            return data
-        out = bytearray(size)
-        out[:have] = conn.buf
-        conn.buf = b""
-        view = memoryview(out)
-        position = have
-        while position < size:
-            try:
-                got = conn.sock.recv_into(view[position:])
-            except TimeoutError:
-                raise HttpError(_late()) from None
-            if not got:
-                raise OSError("client closed the connection mid-request")
-            position += got
-        return out
-
-    def _continue(self, conn: Connection, expect: bool, wanted: int) -> None:
-        if expect and len(conn.buf) < wanted:
-            conn.sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
-
-    def _read_body(self, conn: Connection, length: int, expect: bool) -> bytes | bytearray:
-        if length == 0:
-            return b""
-        self._continue(conn, expect, length)
-        return self._read_exact(conn, length)
-
-    def _read_chunked(self, conn: Connection, expect: bool) -> bytes:
-        self._continue(conn, expect, 1)
-        parts: list[bytes | bytearray] = []
-        total = 0
-        while True:
-            while (eol := conn.buf.find(b"\r\n")) < 0:
-                if len(conn.buf) > 1024:
-                    raise HttpError(BadRequest("malformed chunk size line"))
-                self._read_more(conn)
-            size_text = conn.buf[:eol].split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise HttpError(BadRequest(f"malformed chunk size {size_text[:20]!r}")) from None
-            conn.buf = conn.buf[eol + 2 :]
-            if size == 0:
-                # Trailers (ignored) end with an empty line.
-                while (end := conn.buf.find(b"\r\n")) != 0:
-                    if end > 0:
-                        conn.buf = conn.buf[end + 2 :]
-                        continue
-                    self._read_more(conn)
-                conn.buf = conn.buf[2:]
-                return b"".join(parts)
-            total += size
-            if self.max_body is not None and total > self.max_body:
-                raise HttpError(self._too_large(None))
-            data = self._read_exact(conn, size + 2)
-            if data[size:] != b"\r\n":
-                raise HttpError(BadRequest("chunk not terminated by CRLF"))
-            parts.append(data[:size])
+        environ["SERVER_PROTOCOL"] = "HTTP/" + request.version
+        environ["REMOTE_ADDR"] = peer
+        body = request.body
+        if body or request.method not in ("GET", "HEAD"):
+            environ["CONTENT_LENGTH"] = str(len(body))
+        environ["wsgi.input"] = io.BytesIO(body)
+        return environ
 
     def _send_error(self, conn: Connection, error: InferenceError) -> None:
         with contextlib.suppress(OSError):
@@ -680,6 +572,19 @@ class HttpServer:
         request_id = environ.get("HTTP_X_REQUEST_ID")
         if request_id is None:
             request_id = environ["HTTP_X_REQUEST_ID"] = new_request_id()
+        if self.inflight is not None:
+            died = self.inflight.begin(request_id)
+            if died is not None:
+                log.error(
+                    "request %s (%s %s) is a retry of a request whose worker died running it: "
+                    "answered %d, not run",
+                    request_id,
+                    environ["REQUEST_METHOD"],
+                    environ["PATH_INFO"],
+                    died.status,
+                )
+                conn.sock.sendall(error_head_and_body(died, request_id, close=not keep_alive))
+                return keep_alive
         captured: list[Any] = []
 
         def start_response(
@@ -826,8 +731,17 @@ class HttpServer:
 _BODYLESS = frozenset({"204", "304"})
 
 
-def _late() -> InferenceError:
-    return InferenceError(408, "the rest of the request did not arrive in time")
+def _late(timeout: float) -> InferenceError:
+    return InferenceError(408, f"the request did not arrive whole within {timeout:g} s")
+
+
+def _is_ping(request: Request) -> bool:
+    """A body-less ``GET``/``HEAD /ping`` (what :meth:`HttpServer.answer_pings` answers)."""
+    return (
+        request.method in ("GET", "HEAD")
+        and request.target.partition(b"?")[0] == b"/ping"
+        and not request.body
+    )
 
 
 def _content_length(headers: list[tuple[str, str]]) -> int | None:

@@ -40,7 +40,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-from .httpd import MAX_HEAD, READ_TIMEOUT, Connection, HttpServer, Watchdog, accept
+from .httpd import READ_TIMEOUT, Connection, HttpServer, Watchdog, accept
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ class PingStandby:
                 self.server.take(idle[fd])
                 taken.append(idle[fd])
             for fd in due:
-                conn = accept(listeners[fd])
+                conn = accept(listeners[fd], self.server.max_body)
                 if conn is not None:
                     taken.append(conn)
         for index, conn in enumerate(taken):
@@ -166,7 +166,7 @@ class PingStandby:
         except OSError:
             conn.sock.close()
             return
-        if not conn.buf:
+        if conn.idle:
             with self.watchdog.while_busy(since) as busy:
                 if busy is not None:
                     # Still busy: watched again as an idle connection, so that the next
@@ -177,10 +177,14 @@ class PingStandby:
 
     @staticmethod
     def _read_head(conn: Connection) -> bool:
-        """Read until *conn*'s buffer holds a complete request head (or :data:`HEAD_WAIT`
-        passes); False when the client closed the connection."""
+        """Read until *conn* has a complete request, or the head of one whose body is still
+        arriving, or cannot be parsed (or :data:`HEAD_WAIT` passes); False when the client
+        closed the connection."""
         deadline = time.monotonic() + HEAD_WAIT
-        while b"\r\n\r\n" not in conn.buf and len(conn.buf) <= MAX_HEAD:
+        reader = conn.reader
+        while not reader.ready and reader.error is None and not reader.upgraded:
+            if reader.started is not None and reader.head_complete:
+                return True  # a body: not a ping, for the serving thread
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return True
@@ -191,7 +195,7 @@ class PingStandby:
                 return True
             if not data:
                 return False
-            conn.buf += data
+            conn.feed(data)
         return True
 
 

@@ -13,6 +13,8 @@ workers, with the settings):
 - ``ping-upstream``: exists when the user module has a ``ping_fn``; nginx then asks a worker,
   on ``ping-<slot>.sock``: a socket each worker answers ``/ping`` on from a thread of its own,
   so that the check never queues behind a prediction either;
+- ``inflight``: the request each worker is running, so that one that killed its worker is not
+  run again by another (:mod:`.inflight`);
 - ``models/``: the multi-model registry shared by the workers;
 - ``boot-error``: why a worker could not start (the supervisor's last words);
 - ``nginx.conf``, ``nginx/`` (temp dirs), ``code/`` (a fetched ``SAGEMAKER_SUBMIT_DIRECTORY``).
@@ -55,6 +57,11 @@ class Runtime:
     @property
     def ping_upstream_file(self) -> Path:
         return self.run_dir / "ping-upstream"
+
+    @property
+    def inflight_file(self) -> Path:
+        """The id of the request each worker runs (:mod:`.inflight`)."""
+        return self.run_dir / "inflight"
 
     @property
     def registry_dir(self) -> Path:

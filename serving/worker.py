@@ -43,6 +43,7 @@ from sagedock.toolkit.errors import SagedockError
 from .errors import ServiceUnavailable
 from .handler import DEFAULT_PROGRAM, CodeLocation, Handler, build_handler
 from .httpd import HttpServer, Watchdog, error_head_and_body, new_request_id
+from .inflight import InFlight
 from .ping_standby import PingStandby
 from .runtime import Runtime
 
@@ -232,6 +233,11 @@ class ServingWorker(Worker):  # type: ignore[misc]
         settings = runtime.settings
         listeners = self._listeners()
         watchdog = Watchdog(settings.timeout)
+        # Only nginx retries a request on another worker, and only behind nginx is the
+        # request id (nginx's $request_id) one that no client chose.
+        inflight = (
+            InFlight(runtime.inflight_file, self.slot, settings.workers) if runtime.nginx else None
+        )
         server = HttpServer(
             self.wsgi,
             max_body=settings.max_payload_bytes,
@@ -240,6 +246,7 @@ class ServingWorker(Worker):  # type: ignore[misc]
             tick=self._tick,
             access_log=settings.access_log and not runtime.nginx,
             log_ping=settings.log_ping,
+            inflight=inflight,
         )
 
         def before_504(keep: socket.socket) -> None:

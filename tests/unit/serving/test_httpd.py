@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from sagedock.serving.httpd import EXIT_TIMEOUT, HttpServer, Watchdog
+from sagedock.serving.inflight import InFlight
 
 
 def echo_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
@@ -32,6 +33,9 @@ def echo_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any
     if environ["PATH_INFO"] == "/empty":
         start_response("204 No Content", [])
         return [b""]
+    if environ["PATH_INFO"] == "/bad-header":  # not encodable as latin-1: fails in the server
+        start_response("200 OK", [("X-Name", "\u0100"), ("Content-Length", "0")])
+        return [b""]
     reply = json.dumps(
         {
             "method": environ["REQUEST_METHOD"],
@@ -41,6 +45,7 @@ def echo_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any
             "type": environ.get("CONTENT_TYPE"),
             "custom": environ.get("HTTP_X_CUSTOM"),
             "request_id": environ.get("HTTP_X_REQUEST_ID"),
+            "length": environ.get("CONTENT_LENGTH"),
         }
     ).encode()
     start_response(
@@ -138,6 +143,7 @@ def test_chunked_request_bodies_are_decoded(running: Running) -> None:
     )
     data = read_all(sock)
     assert b'"body": "abcde"' in data
+    assert b'"length": "5"' in data  # WSGI apps (werkzeug) read CONTENT_LENGTH bytes
 
 
 def test_expect_100_continue_is_answered_before_the_body(running: Running) -> None:
@@ -174,6 +180,17 @@ def test_chunked_body_over_the_limit_is_413(running: Running) -> None:
         (b"POST / HTTP/1.1\r\nContent-Length: x\r\n\r\n", b"400"),
         (b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", b"501"),
         (b"GET / HTTP/1.1\r\nX: " + b"a" * 70000 + b"\r\n\r\n", b"431"),
+        (b"GET / HTTP/1.1\r\nX: " + b"a" * 70000, b"431"),  # never ends: not held forever
+        (b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", b"431"),
+        (b"POST / HTTP/1.1\r\nContent-Length: \xb9\r\n\r\nx", b"400"),
+        (b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx", b"400"),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0x1\r\nx\r\n0\r\n\r\n", b"400"),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nxy\r\n0\r\n\r\n", b"400"),
+        (b"GET / HTTP/2.0\r\n\r\n", b"400"),
+        (
+            b"POST / HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: h2c\r\nContent-Length: 1\r\n\r\nx",
+            b"400",
+        ),
     ],
 )
 def test_malformed_requests_get_a_json_error_and_the_connection_closes(
@@ -184,6 +201,101 @@ def test_malformed_requests_get_a_json_error_and_the_connection_closes(
     data = read_all(sock)
     assert data.startswith(b"HTTP/1.1 " + status)
     assert json.loads(data.partition(b"\r\n\r\n")[2])["code"] == int(status)
+
+
+def test_a_request_fed_byte_by_byte_is_answered_once_complete(running: Running) -> None:
+    sock = running.connect()
+    request = b"POST /slow HTTP/1.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nxyz"
+    for byte in request:
+        sock.sendall(bytes([byte]))
+    data = read_all(sock)
+    assert data.startswith(b"HTTP/1.1 200 ") and b'"body": "xyz"' in data
+
+
+def test_a_client_sending_slowly_holds_neither_the_loop_nor_past_the_read_timeout(
+    tmp_path: Path,
+) -> None:
+    run = Running(tmp_path / "t.sock", HttpServer(echo_app, max_body=1000, read_timeout=1.0))
+    try:
+        slow = run.connect()
+        slow.sendall(b"POST /slow HTTP/1.1\r\nContent-Length: 100\r\n\r\n")
+        answers = b""
+        # One byte per 0.2 s: no single wait is long, the request as a whole is late.
+        for _ in range(50):
+            other = run.http()  # served meanwhile: the loop is not stuck in slow's body
+            other.request("GET", "/other")
+            assert other.getresponse().status == 200
+            try:
+                slow.sendall(b"a")
+            except OSError:  # answered and closed meanwhile
+                answers += read_all(slow)
+                break
+            slow.settimeout(0.2)
+            try:
+                answers += slow.recv(65536)
+            except TimeoutError:
+                continue
+            if answers:
+                break
+        head, _, body = answers.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 408 "), answers
+        assert json.loads(body)["type"] == "RequestTimeout"
+    finally:
+        run.stop()
+
+
+def test_a_failure_in_the_server_itself_closes_only_that_connection(running: Running) -> None:
+    idle = running.http()
+    idle.request("GET", "/first")
+    assert idle.getresponse().read()
+    sock = running.connect()
+    sock.sendall(b"GET /bad-header HTTP/1.1\r\n\r\n")
+    data = read_all(sock)
+    assert data.startswith(b"HTTP/1.1 500 ")
+    assert json.loads(data.partition(b"\r\n\r\n")[2])["message"] == (
+        "internal error: UnicodeEncodeError"
+    )
+    idle.request("GET", "/still-served")  # the other connection lives on
+    assert idle.getresponse().status == 200
+
+
+def test_a_request_another_worker_was_running_is_answered_500_and_not_run(
+    tmp_path: Path,
+) -> None:
+    ran: list[str] = []
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        ran.append(environ["HTTP_X_REQUEST_ID"])
+        return echo_app(environ, start_response)
+
+    shared = tmp_path / "inflight"
+    dead = InFlight(shared, 0, 2)  # the worker in slot 0 ...
+    assert dead.begin("a" * 32) is None  # ... starts this request, and dies running it
+    run = Running(
+        tmp_path / "w.sock", HttpServer(app, max_body=None, inflight=InFlight(shared, 1, 2))
+    )
+    try:
+        conn = run.http()
+        conn.request("POST", "/invocations", body=b"x", headers={"X-Request-Id": "a" * 32})
+        response = conn.getresponse()
+        body = json.loads(response.read())
+        assert response.status == 500 and body["type"] == "WorkerDied"
+        assert f"pid {os.getpid()}" in body["message"]
+        conn.request("POST", "/invocations", body=b"x", headers={"X-Request-Id": "b" * 32})
+        assert conn.getresponse().status == 200  # the connection stays usable
+        assert ran == ["b" * 32]
+    finally:
+        run.stop()
+
+
+def test_the_in_flight_record_finds_only_whole_ids_in_other_slots(tmp_path: Path) -> None:
+    one, two = InFlight(tmp_path / "f", 0, 2), InFlight(tmp_path / "f", 1, 2)
+    assert one.begin("abcdef") is None
+    assert two.begin("bcdef") is None  # a suffix of another id is another id
+    assert two.begin("abcde") is None  # and so is a prefix
+    assert one.begin("x" * 100) is None  # too long to record: never refused
+    assert two.begin("abcde") is None  # its own last request is not a replay
+    assert one.begin("abcde") is not None
 
 
 def test_head_gets_headers_only_and_http_1_0_closes(running: Running) -> None:
