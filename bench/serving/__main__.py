@@ -28,6 +28,11 @@ it is left and that its port is free again.
 
     .venv/bin/python bench/serving                 # 10 s per run (about 5 minutes)
     .venv/bin/python bench/serving --quick         # smoke run, tiny durations
+    .venv/bin/python bench/serving --stacks ours --baseline HEAD   # this tree against HEAD's
+
+``--baseline REV`` adds the stack ``base``: ``ours`` run from git revision REV's packages (a
+``PYTHONPATH`` view of them; the same venv), taking turns with the others, so that a change
+to the server is measured before and after in one run (``ratio: ours/base``).
 """
 
 from __future__ import annotations
@@ -67,6 +72,7 @@ LABELS = {
     "ours": "sagedock serve (nginx keep-alive -> unix sockets -> sagedock workers)",
     "classic": "classic SageMaker (nginx, no upstream keep-alive -> gunicorn gevent -> flask)",
     "bare": "bare gunicorn + flask (TCP direct)",
+    "base": "sagedock serve from the --baseline revision's packages (same venv)",
 }
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 45.0
@@ -76,6 +82,8 @@ TARGET_SPEEDUP = 2.0
 TARGET_P99_MS = 15.0
 TARGET_ADDED_US = 200.0
 TARGET_COLD_S = 1.5
+#: ours/base throughput at c=32: a change may cost at most 5 % (issue 11).
+TARGET_VS_BASE = 0.95
 #: Seconds the thread sleeps before each call when timing the handler "after idle".
 IDLE_GAP = 0.0003
 
@@ -278,6 +286,8 @@ class Stack:
     workdir: Path
     model_dir: Path
     bare_worker: str = "gthread"
+    #: Prepended to the stack's PYTHONPATH (``base``: the baseline revision's packages).
+    pythonpath: str | None = None
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     #: Every process seen since the last start: pid -> (name, create time), so that a pid
     #: reused by someone else's process is never taken for ours.
@@ -301,6 +311,7 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
             "BENCH_MODEL_DIR": str(self.model_dir),
             "SAGEMAKER_BASE_DIR": str(self.workdir / "opt_ml"),
+            **({"PYTHONPATH": self.pythonpath} if self.pythonpath else {}),
         }
 
     def _spawn(self, command: list[str]) -> None:
@@ -320,7 +331,7 @@ class Stack:
     def start(self) -> None:
         """Start the stack's processes (not waiting for readiness)."""
         gunicorn = [sys.executable, "-m", "gunicorn", "--no-control-socket"]
-        if self.name == "ours":
+        if self.name in ("ours", "base"):
             self._spawn(
                 [
                     sys.executable,
@@ -577,6 +588,24 @@ def measure_memory(stack: Stack) -> dict[str, float]:
     }
 
 
+def baseline_view(rev: str, dest: Path) -> Path:
+    """A directory holding ``sagedock/<part>`` for each package at git revision *rev*: put
+    first on ``PYTHONPATH``, it is imported instead of the working tree."""
+    root = HERE.parent.parent
+    source = dest / "src"
+    source.mkdir(parents=True)
+    parts = ("toolkit", "serving", "containers", "templates")
+    archive = subprocess.run(
+        ["git", "-C", str(root), "archive", rev, *parts], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
+    view = dest / "view" / "sagedock"
+    view.mkdir(parents=True)
+    for part in parts:
+        (view / part).symlink_to(source / part)
+    return view.parent
+
+
 def run(args: argparse.Namespace) -> Results:
     results = Results()
     with tempfile.TemporaryDirectory(prefix="bench-serving-") as tmp_name:
@@ -590,13 +619,21 @@ def run(args: argparse.Namespace) -> Results:
         results.floor = in_process_floor(model_dir, payloads, 0.2 if args.quick else 2.0)
         results.model_load_s = model_load_seconds(model_dir, 1 if args.quick else 5)
 
+        base = str(baseline_view(args.baseline, tmp / "baseline")) if args.baseline else None
         stacks: list[Stack] = []
         for name in args.stacks:
             workdir = tmp / name
             workdir.mkdir()
             workdir.chmod(0o755)
             stacks.append(
-                Stack(name, free_port(), workdir, model_dir, bare_worker=args.bare_worker)
+                Stack(
+                    name,
+                    free_port(),
+                    workdir,
+                    model_dir,
+                    bare_worker=args.bare_worker,
+                    pythonpath=base if name == "base" else None,
+                )
             )
         try:
             # Cold starts: each stack is started --repeat times (taking turns); all but the
@@ -752,6 +789,14 @@ def ratio_lines(results: Results, args: argparse.Namespace) -> list[str]:
         ours = runs.get(("ours", payload, 32))
         classic = runs.get(("classic", payload, 32))
         bare = runs.get(("bare", payload, 32))
+        before = runs.get(("base", payload, 32))
+        if ours and before:
+            change = ours["rps"] / before["rps"] if before["rps"] else float("inf")
+            lines.append(
+                f"ratio: throughput ours/base ({args.baseline}) at c=32, {payload}: "
+                f"{change:.3f} ({ours['rps']:.0f} vs {before['rps']:.0f} req/s; target >= "
+                f"{TARGET_VS_BASE:g}) -> {verdict(change >= TARGET_VS_BASE)}"
+            )
         if ours and classic:
             speedup = ours["rps"] / classic["rps"] if classic["rps"] else float("inf")
             lines.append(
@@ -826,12 +871,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=(os.cpu_count() or 1) - 1,
         help="CPU to pin wrk to with taskset (-1: no pinning)",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run ours from git revision REV's packages, as the stack base",
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     if args.quick:
         args.duration, args.warmup = 1, 1
     args.stacks = [s for s in args.stacks.split(",") if s]
-    unknown = set(args.stacks) - set(STACKS)
+    if args.baseline and "base" not in args.stacks:
+        args.stacks.append("base")
+    unknown = set(args.stacks) - set(LABELS)
     if unknown:
         parser.error(f"unknown stacks {sorted(unknown)}")
     if args.wrk_cpu is not None and args.wrk_cpu < 0:
