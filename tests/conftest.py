@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis profiles: "ci" (the default: hypothesis's own defaults, and the blob to reproduce a
+# failure printed) and "thorough" for a longer local hunt, e.g. on the "any bytes" properties
+# of tests/fuzz.py: SAGEDOCK_HYPOTHESIS_PROFILE=thorough .venv/bin/pytest tests/unit -k any_bytes
+settings.register_profile("ci", print_blob=True)
+settings.register_profile("thorough", max_examples=5000, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("SAGEDOCK_HYPOTHESIS_PROFILE", "ci"))
 
 pytest_plugins = [
     "tests.fixtures.s3",

@@ -59,9 +59,10 @@ def _sniff(line: str) -> str:
         found = stdlib_csv.Sniffer().sniff(sample).delimiter
     except stdlib_csv.Error:
         found = ""
-    # pyarrow takes a one-byte delimiter: the sniffer may answer any character (it finds
-    # '§' in '1§"2"§3'), but only an ASCII one is a byte.
-    if found and found.isascii() and found not in _NUMBER_CHARS and not found.isalnum():
+    # pyarrow takes a one-byte delimiter and no control character but tab: the sniffer may
+    # answer any character (it finds '§' in '1§"2"§3', '\x00' in a NUL byte).
+    usable = found.isascii() and (found.isprintable() or found == "\t")
+    if found and usable and found not in _NUMBER_CHARS and not found.isalnum():
         return found
     for candidate in _PREFERRED:
         if candidate in sample.strip():

@@ -46,7 +46,13 @@ def loads(data: bytes | str) -> Any:
     :raises json.JSONDecodeError: not JSON.
     :raises JSONLimitError: JSON nested too deeply or with too long an integer.
     """
-    raw = data.encode("utf-8") if isinstance(data, str) else data
+    if isinstance(data, str):
+        try:
+            raw = data.encode("utf-8")
+        except UnicodeEncodeError:  # lone surrogates (from a charset such as unicode_escape)
+            return _stdlib_loads(data)
+    else:
+        raw = data
     if _orjson is not None and _MAYBE_BIG_INT.search(raw) is None:
         try:
             return _orjson.loads(data)

@@ -108,16 +108,19 @@ def _check_accept_charset(media: MediaType) -> None:
         )
 
 
-def _unrepresentable(media: MediaType, exc: UnicodeEncodeError) -> NotAcceptable | None:
+def _unrepresentable(media: MediaType, exc: UnicodeError) -> NotAcceptable | None:
     """406 when the client's own charset choice cannot hold the prediction (None when no
     charset other than UTF-8 was asked for: then the prediction itself is at fault)."""
     charset = media.charset
     if charset is None or _stdlib_codecs.lookup(charset).name == "utf-8":
         return None
-    bad = exc.object[exc.start : exc.start + 1]
+    if isinstance(exc, UnicodeEncodeError):
+        bad = exc.object[exc.start : exc.start + 1]
+        where = f"character {bad!r} at position {exc.start}"
+    else:  # codecs such as idna raise the base class, without a position
+        where = str(exc)
     return NotAcceptable(
-        f"the prediction cannot be written in charset {charset!r} (Accept): character "
-        f"{bad!r} at position {exc.start}; ask for utf-8"
+        f"the prediction cannot be written in charset {charset!r} (Accept): {where}; ask for utf-8"
     )
 
 
@@ -249,7 +252,7 @@ class CodecRegistry:
             body = codec.encode(value, media)
         except (NotAcceptable, BadRequest):
             raise
-        except UnicodeEncodeError as exc:
+        except UnicodeError as exc:
             refused = _unrepresentable(media, exc)
             if refused is None:
                 raise ModelError(f"could not encode the prediction as {mime}: {exc}") from exc

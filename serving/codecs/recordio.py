@@ -79,7 +79,10 @@ class RecordIOProtobufCodec(Codec):
         if isinstance(value, bytes | bytearray | memoryview | str):
             return False
         if isinstance(value, Mapping):  # columns: equally long numeric arrays
-            arrays = [np.asarray(v) for v in value.values()]
+            try:
+                arrays = [np.asarray(v) for v in value.values()]
+            except (TypeError, ValueError):  # ragged values: not columns
+                return False
             return bool(arrays) and all(
                 a.dtype.kind in "fiub" and 1 <= a.ndim <= 2 and len(a) == len(arrays[0])
                 for a in arrays

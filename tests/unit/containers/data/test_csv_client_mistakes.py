@@ -41,7 +41,7 @@ def test_a_wide_first_row_over_1_mib_counts_every_column(tmp_path: Path) -> None
     assert batch.features.shape == (2, 500_000)
 
 
-@pytest.mark.parametrize("line", ['1§"2"§3', '"1"\xa0"2"\xa0"3"'])
+@pytest.mark.parametrize("line", ['1§"2"§3', '"1"\xa0"2"\xa0"3"', "\x00", "1\x012"])
 def test_a_sniffed_non_ascii_delimiter_is_a_user_error(line: str) -> None:
     with pytest.raises(UserError, match="line 1"):
         parse_csv_payload(line.encode())

@@ -226,3 +226,19 @@ def test_recordio_sparse_key_beyond_int64_is_400(key: int, records: int) -> None
     body = bytes(protobuf.records_to_bytes([Record(features={"values": tensor})] * records))
     with pytest.raises(BadRequest, match=r"sparse key .*outside the tensor's shape"):
         decode(body, "application/x-recordio-protobuf")
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_json_text_with_lone_surrogates_from_its_charset_is_parsed(name: str) -> None:
+    # unicode_escape turns \\ud800 into a lone surrogate, which UTF-8 cannot encode (found by
+    # the any-bytes property: a UnicodeEncodeError, a 500).
+    with backend(name):
+        assert decode(b'["\\ud800"]', "application/json; charset=unicode_escape") == ["\ud800"]
+        with pytest.raises(BadRequest, match="invalid application/json body"):
+            decode(b"\\uda00", "application/json; charset=unicode_escape")
+
+
+def test_an_accept_charset_whose_codec_refuses_the_prediction_is_406() -> None:
+    # idna raises UnicodeError itself, not UnicodeEncodeError (found by the property).
+    with pytest.raises(NotAcceptable, match="cannot be written in charset 'idna'"):
+        encode("\x80", "application/json; charset=idna")
