@@ -30,7 +30,12 @@ _MAGIC = b"PAR1"
 
 
 def _index_columns(schema: Any) -> set[str]:
-    metadata = schema.pandas_metadata or {}
+    try:
+        metadata = schema.pandas_metadata or {}
+    except ValueError:  # the metadata is optional: one that is not JSON names no index
+        return set()
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("index_columns"), list):
+        return set()
     return {c for c in metadata.get("index_columns", []) if isinstance(c, str)}
 
 
@@ -83,7 +88,9 @@ def _read_parquet(parquet_file: Any, name: str) -> Iterator[Batch]:
     batch's float32 matrix, so beside the result only those few columns are held
     (``iter_batches`` decodes a whole row group before slicing it, and on one thread).
     """
-    columns = _data_columns(parquet_file.schema_arrow, name)
+    with _corruption_is_user_error(f"{name}: the schema"):
+        schema = parquet_file.schema_arrow
+    columns = _data_columns(schema, name)
     first_row = 0
     for group in range(parquet_file.num_row_groups):
         with _corruption_is_user_error(f"{name}: row group {group}"):
@@ -104,7 +111,7 @@ def _corruption_is_user_error(what: str) -> Iterator[None]:
         yield
     except pa.ArrowMemoryError:
         raise
-    except (pa.ArrowException, OSError) as exc:
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise UserError(f"{what} is corrupt: {detail}") from None
 
@@ -148,7 +155,8 @@ def _open(source: Any, name: str) -> Any:
         return pq.ParquetFile(source)
     except pa.ArrowMemoryError:
         raise
-    except (pa.ArrowException, OSError) as exc:
+    except (pa.ArrowException, OSError, UnicodeDecodeError) as exc:
+        # UnicodeDecodeError: a column name that is not UTF-8 (pyarrow decodes the footer's)
         detail = " ".join(str(exc).split()) or type(exc).__name__
         raise UserError(f"{name}: is not a parquet file: {detail}") from None
 

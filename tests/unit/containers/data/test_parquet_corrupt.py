@@ -61,3 +61,33 @@ def test_a_corrupt_page_in_a_pipe_names_the_stream_and_file(compression: str, at
     stream = io.BytesIO(_corrupt(_parquet(compression), at))
     with pytest.raises(UserError, match=r"^train \(file 0\): row group 0 is corrupt: "):
         list(read_parquet_stream(stream, name="train"))
+
+
+def _named(column: bytes, pandas_metadata: bytes | None = None) -> bytes:
+    """A parquet file whose second column's name is *column* (patched into the footer, where
+    pyarrow would never write bytes that are not UTF-8) and whose pandas metadata is given."""
+    table = pa.table({"y": [1.0, 2.0], "zz": [3.0, 4.0]})
+    if pandas_metadata is not None:
+        table = table.replace_schema_metadata({b"pandas": pandas_metadata})
+    buffer = io.BytesIO()
+    # The file's key-value metadata (pandas' among it) is written with the Arrow schema.
+    pq.write_table(table, buffer, store_schema=pandas_metadata is not None)
+    return buffer.getvalue().replace(b"zz", column)
+
+
+def test_a_column_name_that_is_not_utf8_is_a_user_error(tmp_path: Path) -> None:
+    # Found by the any-bytes property: a UnicodeDecodeError from pyarrow, an AlgorithmError.
+    path = tmp_path / "part-0.parquet"
+    path.write_bytes(_named(b"z\xff"))
+    with pytest.raises(UserError, match=r"^part-0\.parquet: (is not a parquet file|the schema)"):
+        list(read_parquet_files([path]))
+
+
+@pytest.mark.parametrize("metadata", [b"{not json", b"[1, 2]", b'{"index_columns": 3}'])
+def test_pandas_metadata_that_does_not_parse_names_no_index(
+    tmp_path: Path, metadata: bytes
+) -> None:
+    path = tmp_path / "part-0.parquet"
+    path.write_bytes(_named(b"zz", metadata))
+    (batch,) = read_parquet_files([path])
+    np.testing.assert_array_equal(batch.features, [[3.0], [4.0]])
