@@ -12,7 +12,12 @@ slot of one small file that every worker maps; before running a request, a worke
 its id in the others' slots: found there, it is a replay of a request whose worker died
 running it, and is answered 500 (:class:`WorkerDied`) instead of being run.
 
-The look and the write are a ``find`` over ``workers * 64`` bytes of shared memory and a
+A worker that starts in a slot keeps its predecessor's record in the slot's second half
+rather than wiping it: the replay of the request that killed the predecessor may still be
+waiting in another worker's queue when the replacement is up (gunicorn restarts a worker in
+well under a second; a busy worker reads its queue later), and it must still be recognised.
+
+The look and the write are a ``find`` over ``workers * 128`` bytes of shared memory and a
 64-byte copy: no system call per request.
 """
 
@@ -26,8 +31,10 @@ from typing import ClassVar
 
 from .errors import InferenceError
 
-#: Bytes per worker: the pid (ASCII, NUL-padded) then the request id (NUL-padded).
+#: Bytes per record: the pid (ASCII, NUL-padded) then the request id (NUL-padded). Each
+#: worker slot holds two: its own, then the one its predecessor in the slot left.
 SLOT = 64
+RECORDS_PER_WORKER = 2
 PID_FIELD = 16
 MAX_ID = SLOT - PID_FIELD - 1
 
@@ -41,11 +48,11 @@ class WorkerDied(InferenceError):
 class InFlight:
     """The shared record of running requests; *slot* is this worker's place in it.
 
-    :param path: the file (created at ``workers * SLOT`` bytes if smaller).
+    :param path: the file (created at ``workers * RECORDS_PER_WORKER * SLOT`` bytes if smaller).
     """
 
     def __init__(self, path: Path, slot: int, workers: int) -> None:
-        size = max(workers, slot + 1) * SLOT
+        size = max(workers, slot + 1) * RECORDS_PER_WORKER * SLOT
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             if os.fstat(fd).st_size < size:
@@ -53,9 +60,14 @@ class InFlight:
             self._map = mmap.mmap(fd, size)
         finally:
             os.close(fd)
-        self._offset = slot * SLOT
+        self._offset = slot * RECORDS_PER_WORKER * SLOT
         self._pid = str(os.getpid()).encode().ljust(PID_FIELD, b"\0")
-        self._map[self._offset : self._offset + SLOT] = bytes(SLOT)
+        mine = slice(self._offset, self._offset + SLOT)
+        left = self._map[mine]
+        if any(left):
+            # Copied before the slot is cleared, so the id is always in one place or the other.
+            self._map[self._offset + SLOT : self._offset + 2 * SLOT] = left
+        self._map[mine] = bytes(SLOT)
 
     def begin(self, request_id: str) -> WorkerDied | None:
         """Record that this worker runs *request_id*; the error to answer instead when

@@ -298,6 +298,18 @@ def test_the_in_flight_record_finds_only_whole_ids_in_other_slots(tmp_path: Path
     assert one.begin("abcde") is not None
 
 
+def test_a_replacement_worker_keeps_the_record_its_dead_predecessor_left(tmp_path: Path) -> None:
+    # The replay of the request that killed slot 0's worker can reach slot 1 after gunicorn
+    # has started slot 0's replacement: it is still refused, however busy the replacement is.
+    dead, other = InFlight(tmp_path / "f", 0, 2), InFlight(tmp_path / "f", 1, 2)
+    assert dead.begin("poison") is None
+    replacement = InFlight(tmp_path / "f", 0, 2)
+    assert replacement.begin("next") is None
+    assert other.begin("poison") is not None
+    assert other.begin("next") is not None  # the replacement's own request is recorded too
+    assert replacement.begin("fresh") is None
+
+
 def test_head_gets_headers_only_and_http_1_0_closes(running: Running) -> None:
     sock = running.connect()
     sock.sendall(b"HEAD /x HTTP/1.0\r\n\r\n")
