@@ -289,3 +289,35 @@ def test_sdk2_pytorch_estimator_deploys_with_an_inference_entry_point(
     x = np.asarray(scenario["rows"], dtype=np.float32)
     expected = _torch_predictions(result["model_data"], x, tmp_path / "unpacked")
     assert _numbers(result["prediction"]) == pytest.approx(expected, rel=1e-4, abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def sdk3_python() -> Path:
+    return client_python(SDK3, module="sagemaker.core")
+
+
+def test_sdk3_model_trainer_starts_the_image_bare_on_two_hosts_then_deploys_and_predicts(
+    compose: None, sdk3_python: Path, xgboost_image: str, tmp_path: Path
+) -> None:
+    # ModelTrainer in Mode.LOCAL_CONTAINER passes no command: the image must choose train.
+    scenario = _scenario(tmp_path, xgboost_image, 2)
+    result = run_client(sdk3_python, "sdk3_local.py", scenario, tmp_path)
+    log = (tmp_path / "sdk3_local.py.log").read_text()
+    assert log.count("no command given") == 2, tail(log, 60)
+    _check_predictions(result, scenario, tmp_path)
+
+
+def test_sdk3_script_mode_runs_the_sdks_own_driver_scripts(
+    compose: None, sdk3_python: Path, xgboost_image: str, tmp_path: Path
+) -> None:
+    # With source_code, 3.x runs `/bin/bash -c <its sm_train.sh>` (ContainerEntrypoint), which
+    # sources its drivers and runs them with the python3 on PATH.
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "train.py").write_text(TRAIN_SCRIPT)
+    scenario = _scenario(tmp_path, xgboost_image, 1, entry_point="train.py", source_dir=str(source))
+    result = run_client(sdk3_python, "sdk3_local.py", scenario, tmp_path)
+    log = (tmp_path / "sdk3_local.py.log").read_text()
+    assert "Running Basic Script driver" in log and "script mode trained 5 rounds" in log
+    assert "Training Container Execution Completed" in log
+    _check_predictions(result, scenario, tmp_path)
