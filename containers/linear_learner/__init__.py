@@ -1,0 +1,1 @@
+"""Linear Learner, SageMaker's built-in algorithm, on torch: many linear models trained at once."""
