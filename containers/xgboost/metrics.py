@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sagedock.containers.metric_definitions import MetricDefinition
+
 MAXIMIZE_METRICS: tuple[str, ...] = (
     "accuracy",
     "auc",
@@ -56,15 +58,6 @@ MINIMIZE_METRICS: tuple[str, ...] = (
 
 #: Every metric name ``eval_metric`` accepts without an ``@`` suffix.
 METRIC_NAMES: tuple[str, ...] = MAXIMIZE_METRICS + MINIMIZE_METRICS
-
-
-@dataclass(frozen=True)
-class MetricDefinition:
-    """A metric as a tuning job and the console see it."""
-
-    name: str
-    regex: str
-    direction: str  # "Maximize" | "Minimize"
 
 
 def metric_definitions() -> list[MetricDefinition]:
