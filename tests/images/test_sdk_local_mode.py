@@ -213,6 +213,14 @@ def _scenario(tmp_path: Path, image: str, hosts: int, **extra: Any) -> dict[str,
     }
 
 
+def _script_scenario(tmp_path: Path, image: str) -> dict[str, Any]:
+    """One host in script mode: TRAIN_SCRIPT as ``entry_point`` in its ``source_dir``."""
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "train.py").write_text(TRAIN_SCRIPT)
+    return _scenario(tmp_path, image, 1, entry_point="train.py", source_dir=str(source))
+
+
 def _check_predictions(result: dict[str, Any], scenario: dict[str, Any], tmp_path: Path) -> None:
     x = np.asarray(scenario["rows"], dtype=np.float32)
     expected = _booster_predictions(result["model_data"], x, tmp_path)
@@ -244,10 +252,7 @@ def test_sdk2_algorithm_mode_fit_deploy_predict(
 def test_sdk2_script_mode_fit_deploy_predict(
     compose: None, sdk2_python: Path, xgboost_image: str, tmp_path: Path
 ) -> None:
-    source = tmp_path / "src"
-    source.mkdir()
-    (source / "train.py").write_text(TRAIN_SCRIPT)
-    scenario = _scenario(tmp_path, xgboost_image, 1, entry_point="train.py", source_dir=str(source))
+    scenario = _script_scenario(tmp_path, xgboost_image)
     result = run_client(sdk2_python, "sdk2_local.py", scenario, tmp_path)
     assert "script mode trained 5 rounds" in (tmp_path / "sdk2_local.py.log").read_text()
     _check_predictions(result, scenario, tmp_path)
@@ -312,10 +317,7 @@ def test_sdk3_script_mode_runs_the_sdks_own_driver_scripts(
 ) -> None:
     # With source_code, 3.x runs `/bin/bash -c <its sm_train.sh>` (ContainerEntrypoint), which
     # sources its drivers and runs them with the python3 on PATH.
-    source = tmp_path / "src"
-    source.mkdir()
-    (source / "train.py").write_text(TRAIN_SCRIPT)
-    scenario = _scenario(tmp_path, xgboost_image, 1, entry_point="train.py", source_dir=str(source))
+    scenario = _script_scenario(tmp_path, xgboost_image)
     result = run_client(sdk3_python, "sdk3_local.py", scenario, tmp_path)
     log = (tmp_path / "sdk3_local.py.log").read_text()
     assert "Running Basic Script driver" in log and "script mode trained 5 rounds" in log
