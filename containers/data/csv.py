@@ -279,6 +279,9 @@ def _chunks(stream: BinaryIO, size: int) -> Iterator[memoryview | bytes]:
         yield memoryview(buffer)[:cut]
 
 
+# A value beyond float32's range ("1e300") is +-inf, as in XGBoost's own float32 matrices (which
+# refuse it: "Input data contains `inf` or a value too large"), without numpy's warning per chunk.
+@np.errstate(over="ignore")
 def _to_batch(table: Any, lead: int, labelled: bool) -> Batch:
     """A parsed chunk as a row-major batch (the order XGBoost reads rows in, in each of its
     passes over the data): each arrow column is copied into its column of the result."""
@@ -300,6 +303,7 @@ def _to_batch(table: Any, lead: int, labelled: bool) -> Batch:
     return Batch(features=features, label=label, weight=weight)
 
 
+@np.errstate(over="ignore")  # as _to_batch
 def _wide_batch(text: bytes, delimiter: str, ncols: int, lead: int, labelled: bool) -> Batch | None:
     """Rows of *ncols* unquoted fields, parsed as one column of values.
 

@@ -95,6 +95,7 @@ def _numbers(
     return np.asarray(nums.to_numpy(zero_copy_only=False)), (is_qid if is_qid.any() else None)
 
 
+@np.errstate(over="ignore")  # a value beyond float32's range is +-inf, as in the CSV reader
 def _parse_lines(lines: Any, labelled: bool) -> Batch:
     """One block of lines (an arrow string array) as a CSR batch; _BlockError if malformed."""
     import pyarrow.compute as pc

@@ -206,6 +206,11 @@ def uniform_batches(batches: Sequence[Batch], num_cols: int) -> list[Batch]:
     return [layout.apply(b) for b in batches]
 
 
+#: Dense blocks of at least this many rows on average reach XGBoost as DataFrames (see
+#: :func:`build_matrix`); below it, XGBoost's per-column cost outweighs what frames save.
+FRAME_MIN_ROWS = 1024
+
+
 def build_matrix(
     batches: Sequence[Batch],
     *,
@@ -232,11 +237,16 @@ def build_matrix(
         return xgboost.DMatrix(
             joined.features, label=joined.label, weight=joined.weight, qid=joined.qid, **kwargs
         )
-    layout = _Layout.of(batch_infos(batches), num_cols)
+    infos = batch_infos(batches)
+    layout = _Layout.of(infos, num_cols)
     # Dense blocks go to XGBoost as DataFrame views (no copy): XGBoost reads a DataFrame
     # column by column, which makes the QuantileDMatrix about 20% faster to build (fewer CPU
-    # seconds in its sketch and index passes) than from the same 2-D array.
-    frame = None if layout.sparse else _frame_maker()
+    # seconds in its sketch and index passes) than from the same 2-D array. But it spends
+    # ~60 us of Python per column of every block it is given, so blocks of few rows go as
+    # arrays: two rows of 500,000 columns took 100 s of CPU as frames, 1 s as arrays.
+    rows = sum(info.num_rows for info in infos)
+    few_rows = rows < FRAME_MIN_ROWS * max(len(infos), 1)
+    frame = None if layout.sparse or few_rows else _frame_maker()
 
     class _Blocks(xgboost.DataIter):
         def __init__(self) -> None:

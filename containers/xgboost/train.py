@@ -86,6 +86,8 @@ USER_ERROR_MARKERS: tuple[str, ...] = (
     "Invalid Parameter format",
     "pos_label=1 is not a valid label",
     "Check failed: labels.Size()",
+    # a value that is inf, or beyond float32's range (1e300, read as inf like XGBoost reads it)
+    "Input data contains `inf`",
 )
 
 _LOG_PREFIX = re.compile(r"^\[\d\d:\d\d:\d\d\] \S+:\d+: ")

@@ -824,6 +824,10 @@ def arrays_from_buffer(
     return _arrays(data, framing, dtype, base_offset, base_index)
 
 
+# A Float64Tensor value beyond float32's range reads as +-inf when float32 is asked for, as
+# XGBoost's own float32 matrices hold it (and then refuse it: "Input data contains `inf` or a
+# value too large"); numpy's "overflow encountered in cast" warning on every batch is no news.
+@np.errstate(over="ignore")
 def _arrays(
     data: bytes,
     framing: recordio.Framing,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -120,3 +121,13 @@ def test_an_empty_label_in_a_wide_training_file_names_its_line(tmp_path: Path) -
     path.write_text(f"{row}\n,{row[2:]}\n")
     with pytest.raises(UserError, match=r"train\.csv: line 2: the label"):
         list(read_csv_files([path]))
+
+
+@pytest.mark.parametrize("columns", [3, 2000])  # column by column; the wide-row path
+def test_a_value_beyond_float32_is_inf_without_warnings(columns: int) -> None:
+    # As XGBoost's float32 matrices hold it (and refuse it); numpy warned on every chunk.
+    body = ",".join(["1e300"] + ["2"] * (columns - 1)).encode()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        row = parse_csv_payload(body)[0]
+    assert row[0] == np.inf and row[1] == 2

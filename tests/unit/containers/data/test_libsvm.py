@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +132,12 @@ def test_empty_values_read_as_zero_anywhere_on_a_line_in_requests_too() -> None:
     request = parse_libsvm(b"3:\n1 2:5 4:", labelled=False)
     assert request.features.nnz == 3
     assert request.features.toarray().tolist() == [[0, 0, 0, 0, 0], [0, 0, 5, 0, 0]]
+
+
+def test_a_value_beyond_float32_is_inf_without_warnings() -> None:
+    # As in the CSV reader and XGBoost's float32 matrices; numpy warned on every block.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        batch = parse_libsvm(b"1e300 1:1e300 2:3\n", labelled=True)
+    assert batch.label is not None and batch.label[0] == np.inf
+    np.testing.assert_array_equal(batch.features.toarray(), [[0, np.inf, 3]])

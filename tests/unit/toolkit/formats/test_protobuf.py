@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -421,3 +422,15 @@ def test_batch_errors_count_from_the_start_of_the_stream() -> None:
     broken = data[: 7 * record] + b"\0" * 4 + data[7 * record + 4 :]
     with pytest.raises(recordio.RecordIOError, match=f"record 7 at byte offset {7 * record}:"):
         list(protobuf.iter_batches(io.BytesIO(broken), batch_bytes=2 * record + 3))
+
+
+@pytest.mark.parametrize("records", [1, 5])  # one record: parsed alone; five: vectorised
+def test_float64_values_beyond_float32_read_as_inf_without_warnings(records: int) -> None:
+    # What XGBoost's own float32 matrices hold (and refuse); numpy warned on every batch.
+    x = np.tile([[1e300, 1.0, -1e300]], (records, 1))
+    data = encode_recordio_protobuf(x, np.full(records, 1e300))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        features, labels = protobuf.to_arrays(data)
+    np.testing.assert_array_equal(features, np.tile([[np.inf, 1, -np.inf]], (records, 1)))
+    np.testing.assert_array_equal(labels, np.full(records, np.inf))
