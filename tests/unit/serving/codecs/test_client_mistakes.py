@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import struct
 import zipfile
+import zlib
 
 import numpy as np
 import pytest
@@ -156,21 +157,45 @@ def test_corrupt_npz_is_400_naming_the_member(kind: str) -> None:
 
 
 def _zip_bomb(inflated: int) -> bytes:
-    """A .npz whose one member inflates to *inflated* bytes of zeros (a valid .npy)."""
+    """A .npz whose one member inflates to *inflated* bytes of zeros (a valid .npy, CRC
+    included), written by hand: the deflate stream of 1 MiB of zeros after a full flush is
+    the same each time, so it is made once and repeated instead of deflating *inflated* bytes
+    (which took 6 s)."""
     header = io.BytesIO()
     np.lib.format.write_array_header_1_0(
         header, {"descr": "|u1", "fortran_order": False, "shape": (inflated,)}
     )
-    buffer = io.BytesIO()
-    with (
-        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive,
-        archive.open("x.npy", "w", force_zip64=True) as member,
-    ):
-        member.write(header.getvalue())
-        zeros = bytes(1 << 20)
-        for _ in range(inflated >> 20):
-            member.write(zeros)
-    return buffer.getvalue()
+    head, mib = header.getvalue(), bytes(1 << 20)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = deflate.compress(head + mib) + deflate.flush(zlib.Z_FULL_FLUSH)
+    again = deflate.compress(mib) + deflate.flush(zlib.Z_FULL_FLUSH)
+    stream = first + again * (inflated // len(mib) - 1) + deflate.flush()
+    crc = zlib.crc32(head)
+    for _ in range(inflated // len(mib)):
+        crc = zlib.crc32(mib, crc)
+    name = b"x.npy"
+    # version 2.0, no flags, deflate, a DOS time and date, crc, sizes, name length
+    fields = struct.pack(
+        "<HHHHHIIIH", 20, 0, 8, 0, 0x21, crc, len(stream), len(head) + inflated, len(name)
+    )
+    local = b"PK\x03\x04" + fields + b"\x00\x00" + name
+    central = (
+        b"PK\x01\x02" + struct.pack("<H", 20) + fields + struct.pack("<HHHHII", 0, 0, 0, 0, 0, 0)
+    ) + name
+    end = b"PK\x05\x06" + struct.pack(
+        "<HHHHIIH", 0, 0, 1, 1, len(central), len(local) + len(stream), 0
+    )
+    return local + stream + central + end
+
+
+_NPZ = parse_content_type("application/x-npz", "application/json")
+
+
+def test_the_zip_bomb_is_a_valid_archive() -> None:
+    body = _zip_bomb(1 << 22)
+    with zipfile.ZipFile(io.BytesIO(body)) as archive:
+        assert archive.testzip() is None  # deflate stream and CRC check out
+    assert set(NpzCodec(max_payload_bytes=None).decode(body, _NPZ)) == {"x"}
 
 
 def test_npz_inflating_far_beyond_the_payload_limit_is_400() -> None:
