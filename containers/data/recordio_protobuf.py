@@ -22,6 +22,10 @@ from .batch import Batch
 
 #: Bytes of records decoded per batch.
 DEFAULT_BATCH_BYTES = 32 << 20
+#: The most features a training file's records may declare (a sparse shape is the row's width,
+#: whatever its keys): as many as LIBSVM indices allow (0 to 2**31 - 1). XGBoost counts
+#: features in 32 bits; a declared 2**40 columns crashed it (std::bad_alloc or a segfault).
+MAX_FEATURES = 2**31
 
 
 def _label_vector(labels: np.ndarray | None, name: str) -> np.ndarray | None:
@@ -45,6 +49,12 @@ def _batches(stream: BinaryIO, name: str, batch_bytes: int) -> Iterator[Batch]:
         for features, labels in protobuf.iter_batches(stream, batch_bytes=batch_bytes):
             if features.shape[0] == 0:
                 continue
+            if features.shape[1] > MAX_FEATURES:
+                raise UserError(
+                    f"records declare {features.shape[1]} features (the shape of their sparse "
+                    f"features['values'] tensors), more than the {MAX_FEATURES} (2**31) "
+                    "features training reads, as for LIBSVM indices"
+                )
             if isinstance(features, np.ndarray):
                 features = np.asarray(features, dtype=np.float32)
             else:

@@ -13,6 +13,8 @@ from sagedock.containers.data.recordio_protobuf import (
     read_recordio_protobuf_stream,
 )
 from sagedock.toolkit.errors import UserError
+from sagedock.toolkit.formats import protobuf
+from sagedock.toolkit.formats.protobuf import Record, Tensor
 from tests.fixtures.xgboost import make_dataset, write_recordio_protobuf
 
 
@@ -75,3 +77,26 @@ def test_payload_keeps_labels_when_present() -> None:
     write_recordio_protobuf(buffer, data.x)
     batch = parse_recordio_protobuf(buffer.getvalue())
     assert batch.label is None and batch.features.shape == (4, 2)
+
+
+@pytest.mark.parametrize("width", [2**31 + 1, 2**40])
+def test_a_declared_width_beyond_xgboosts_is_a_user_error_naming_the_file(
+    tmp_path: Path, width: int
+) -> None:
+    # Two records with one value each, whose sparse shape says 2**40 columns: XGBoost died of
+    # std::bad_alloc or a segfault building the matrix.
+    one = np.array([1.0], dtype=np.float32)
+    tensor = Tensor("float32", one, np.array([2], dtype=np.uint64), (width,))
+    path = tmp_path / "train.rec"
+    path.write_bytes(bytes(protobuf.records_to_bytes([Record(features={"values": tensor})] * 2)))
+    with pytest.raises(UserError, match=rf"^train.rec: records declare {width} features"):
+        list(read_recordio_protobuf_files([path]))
+
+
+def test_the_widest_declared_width_xgboost_takes_is_read(tmp_path: Path) -> None:
+    one = np.array([1.0], dtype=np.float32)
+    tensor = Tensor("float32", one, np.array([2**31 - 1], dtype=np.uint64), (2**31,))
+    path = tmp_path / "train.rec"
+    path.write_bytes(bytes(protobuf.records_to_bytes([Record(features={"values": tensor})] * 2)))
+    (batch,) = read_recordio_protobuf_files([path])
+    assert batch.features.shape == (2, 2**31)
