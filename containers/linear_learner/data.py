@@ -162,10 +162,10 @@ class MiniBatcher:
                 held += take
                 start += take
                 if held == self.size:
-                    yield _join(pending)
+                    yield join_batches(pending)
                     pending, held = [], 0
         if pending:
-            yield _join(pending)
+            yield join_batches(pending)
 
     def _checked(self, batch: Batch, offset: int) -> MiniBatch:
         def where(row: int) -> str:
@@ -211,7 +211,7 @@ def _rows(block: MiniBatch, start: int, stop: int) -> MiniBatch:
     return MiniBatch(block.features[start:stop], block.label[start:stop])
 
 
-def _join(pieces: list[MiniBatch]) -> MiniBatch:
+def join_batches(pieces: list[MiniBatch]) -> MiniBatch:
     if len(pieces) == 1:
         return pieces[0]
     label = np.concatenate([p.label for p in pieces])
@@ -241,7 +241,7 @@ def first_rows(batches: Iterable[MiniBatch], count: int) -> MiniBatch | None:
         held += take
         if held >= count:
             break
-    return _join(taken) if taken else None
+    return join_batches(taken) if taken else None
 
 
 def to_dense(features: Any) -> np.ndarray:
