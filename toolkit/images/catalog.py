@@ -69,6 +69,15 @@ CATALOG: dict[str, ImageSpec] = {
             env=(("SAGEDOCK_ALGORITHM", "xgboost"),),
         ),
         ImageSpec(
+            name="linear-learner",
+            parent="base",
+            extras=("s3", "linear-learner"),
+            # The +cpu build, as in pytorch: an unpinned torch resolves to a CUDA build of GBs.
+            pins=("torch==2.13.0+cpu",),
+            summary="built-in Linear Learner algorithm on PyTorch 2.13 (CPU build)",
+            env=(("SAGEDOCK_ALGORITHM", "linear-learner"),),
+        ),
+        ImageSpec(
             name="pytorch",
             parent="base",
             extras=("s3", "torch"),
