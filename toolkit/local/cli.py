@@ -51,7 +51,9 @@ def _common_job_flags(p: argparse.ArgumentParser) -> None:
 def _configure_train(p: argparse.ArgumentParser) -> None:
     _common_job_flags(p)
     what = p.add_argument_group("what to run")
-    what.add_argument("--algorithm", metavar="NAME", help="a built-in algorithm (e.g. xgboost)")
+    what.add_argument(
+        "--algorithm", metavar="NAME", help="a built-in algorithm (xgboost, linear-learner)"
+    )
     what.add_argument("--image", metavar="IMAGE", help="training image (AlgorithmSpecification)")
     what.add_argument("--entry-point", metavar="SCRIPT", help="script-mode training script")
     what.add_argument("--source-dir", metavar="DIR", help="directory holding --entry-point")

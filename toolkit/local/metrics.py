@@ -19,10 +19,19 @@ class MetricPoint:
 
 
 def match_metrics(definitions: Sequence[MetricDefinition], line: str) -> list[tuple[str, float]]:
-    """Every ``(name, value)`` that *line* yields; unparseable values are skipped."""
+    """Every ``(name, value)`` that *line* yields; unparseable values are skipped.
+
+    A definition that finds nothing in a line holding TABs is tried again on the line as
+    CloudWatch shows it, TAB as ``#011``: the regexes AWS publishes for its algorithms are
+    written for that form (XGBoost's ``.*\\[[0-9]+\\].*#011validation-rmse:(\\S+)``).
+    """
     out = []
+    encoded = line.replace("\t", "#011") if "\t" in line else None
     for d in definitions:
-        for m in d.pattern.finditer(line):
+        matches = list(d.pattern.finditer(line))
+        if not matches and encoded is not None:
+            matches = list(d.pattern.finditer(encoded))
+        for m in matches:
             text = m.group(1) if m.re.groups else m.group(0)
             try:
                 value = float(text)

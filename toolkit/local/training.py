@@ -42,7 +42,7 @@ from .pipes import PipeFeeder, PipeItem
 from .progress import Progress
 from .record import RECORD_NAME, JobRecord, now
 from .spec.reader import SpecError
-from .spec.training import InputChannel, TrainingJobSpec
+from .spec.training import InputChannel, MetricDefinition, TrainingJobSpec
 from .staging import ObjectCache, channel_objects, share_of, stage_files
 
 DEFAULT_STOP_GRACE = 120.0
@@ -112,12 +112,18 @@ def registered_algorithms() -> list[str]:
     return sorted({ep.name for ep in entry_points(group="sagedock.algorithms")})
 
 
+def _name_words(name: str) -> list[str]:
+    return [word for word in re.split(r"[-_.]", name.lower()) if word]
+
+
 def algorithm_for_image(image: str) -> str | None:
-    """The built-in algorithm an image name stands for, if any: ``sagedock/xgboost:latest``,
-    or any repository whose name contains a registered algorithm as a word
-    (``.../sagemaker-xgboost:1.7-1``)."""
+    """The built-in algorithm an image name stands for, if any: a catalog image that selects
+    one (``sagedock/xgboost:latest``, ``sagedock/linear-learner:latest``), or any repository
+    whose name holds a registered algorithm's words in a row, whatever the registry: AWS's own
+    ``<account>.dkr.ecr.<region>.amazonaws.com/linear-learner:1`` (what the SDK's
+    ``image_uris.retrieve("linear-learner", region)`` gives) or ``.../sagemaker-xgboost:1.7-1``."""
     repo = image.split("@", 1)[0].rsplit("/", 1)[-1].split(":", 1)[0]
-    words = set(re.split(r"[-_.]", repo.lower()))
+    words = _name_words(repo)
     try:
         from sagedock.toolkit.images.catalog import CATALOG
 
@@ -129,9 +135,60 @@ def algorithm_for_image(image: str) -> str | None:
     except ImportError:  # pragma: no cover - the catalog ships with the toolkit
         pass
     for name in registered_algorithms():
-        if name.lower() in words or repo.lower() == name.lower():
+        wanted = _name_words(name)
+        if wanted and any(
+            words[start : start + len(wanted)] == wanted
+            for start in range(len(words) - len(wanted) + 1)
+        ):
             return name
     return None
+
+
+def job_algorithm(spec: TrainingJobSpec) -> str | None:
+    """The built-in algorithm *spec* runs, on either backend: the job's ``SAGEDOCK_ALGORITHM``
+    environment, else its AlgorithmName, else what its TrainingImage stands for; None in
+    script mode."""
+    if is_script_mode(spec):
+        return None
+    if "SAGEDOCK_ALGORITHM" in spec.environment:
+        return spec.environment["SAGEDOCK_ALGORITHM"] or None
+    if spec.algorithm_name:
+        return spec.algorithm_name
+    if spec.image:
+        return algorithm_for_image(spec.image)
+    return None
+
+
+def algorithm_metric_definitions(name: str) -> tuple[MetricDefinition, ...]:
+    """The MetricDefinitions the built-in algorithm *name* publishes: ``metric_definitions()``
+    of its package's ``metrics`` module (``sagedock.containers.<algorithm>.metrics``), found
+    through the ``sagedock.algorithms`` entry point. Empty when *name* is not installed or
+    publishes none (the module imports numpy at most, never the algorithm's framework)."""
+    import importlib
+    from importlib.metadata import entry_points
+
+    found = {ep.name: ep.value for ep in entry_points(group="sagedock.algorithms")}
+    if name not in found:
+        return ()
+    module_name = f"{found[name].partition(':')[0]}.metrics"
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return ()
+    definitions = getattr(module, "metric_definitions", None)
+    if not callable(definitions):
+        return ()
+    return tuple(MetricDefinition(d.name, d.regex) for d in definitions())
+
+
+def job_metric_definitions(spec: TrainingJobSpec) -> tuple[MetricDefinition, ...]:
+    """What the job's FinalMetricDataList is read with: the job's own MetricDefinitions, else
+    those of the built-in algorithm it runs (SageMaker publishes a built-in algorithm's
+    metrics without the job listing them)."""
+    if spec.metric_definitions:
+        return spec.metric_definitions
+    algorithm = job_algorithm(spec)
+    return algorithm_metric_definitions(algorithm) if algorithm else ()
 
 
 def process_algorithm(spec: TrainingJobSpec) -> str | None:
@@ -242,7 +299,7 @@ class TrainingJob:
             DockerBackend() if self.options.docker else ProcessBackend()
         )
         self.sink = LogSink(self.options.stream or sys.stdout)
-        self.metrics = MetricCollector(spec.metric_definitions)
+        self.metrics = MetricCollector(job_metric_definitions(spec))
         self.job_dir = state.entry_dir(state.TRAINING, spec.name, self.environ)
         self.arn = arn("training-job", spec.name)
         self._stop_reason: str | None = None
