@@ -66,8 +66,9 @@ class ChannelReader:
         return self.source.name
 
     def read(self) -> Iterator[Batch]:
-        """The channel's reader blocks, one whole pass."""
-        return self.source.batches(next(self._next_epoch))
+        """The channel's reader blocks, one whole pass (the next Pipe epoch is taken when
+        the pass starts, not when it is asked for)."""
+        yield from self.source.batches(next(self._next_epoch))
 
 
 def open_reader(

@@ -27,7 +27,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +44,7 @@ from .batched import (
     ParallelLinear,
     Rows,
     class_weights,
+    cpu_threads,
     loss_and_gradient,
     positive_weights,
     row_weights,
@@ -76,6 +77,7 @@ class Job:
     #: The job's channels; ``None`` for a host without a share of a channel.
     readers: dict[str, ChannelReader | None]
     group: Group | None
+    cpus: int = 1
 
     @property
     def is_master(self) -> bool:
@@ -117,7 +119,6 @@ def train(env: TrainingEnv) -> None:
     )
     logger.info("Final configuration: %s", json.dumps(dict(config.final)))
     channels = validate_channels(env.input_data_config)
-    torch.set_num_threads(max(1, env.num_cpus))
     device = torch.device("cuda" if env.num_gpus > 0 and torch.cuda.is_available() else "cpu")
     hosts = tuple(env.hosts)
     with _group(env, hosts) as group:
@@ -126,11 +127,12 @@ def train(env: TrainingEnv) -> None:
             for name in (TRAIN, VALIDATION, TEST)
             if name in channels
         }
-        job = Job(config, env.current_host, device, readers, group)
+        job = Job(config, env.current_host, device, readers, group, env.num_cpus)
         if TEST not in readers:
             job.log("Test data is not provided.")
         model = run(job)
     if job.is_master:
+        env.model_dir.mkdir(parents=True, exist_ok=True)
         path = save_model(model, env.model_dir / ARTIFACT_NAME)
         logger.info("Saved the model to %s", path)
 
@@ -148,13 +150,14 @@ def _group(env: TrainingEnv, hosts: tuple[str, ...]) -> Iterator[Group | None]:
 
 def run(job: Job) -> LinearModel:
     """Train, select and score; the selected model as its artifact."""
-
     cfg = job.config
     sample = first_rows(job.mini_batches(TRAIN, cfg.feature_dim), cfg.num_point_for_scaler)
     sample = _shared_sample(job, sample)
     normaliser = _fit_normaliser(job, sample)
     feature_dim = normaliser.feature_mean.shape[0]
     job.log(f"Scaling model computed with parameters: {json.dumps(normaliser.to_dict())}")
+    if job.device.type == "cpu":
+        torch.set_num_threads(cpu_threads(feature_dim, len(cfg.models), cfg.num_outputs, job.cpus))
     models = ParallelLinear(
         cfg.models,
         feature_dim,
@@ -334,7 +337,6 @@ def _loss_sums(
     job: Job, models: ParallelLinear, channel: str, feature_dim: int
 ) -> tuple[torch.Tensor, int]:
     """Each model's summed loss over a channel, and its row count (over every host)."""
-
     total = torch.zeros(models.num_models, device=job.device, dtype=torch.float64)
     count = 0
     with torch.no_grad():
@@ -352,7 +354,6 @@ def _loss_sums(
 
 def select(job: Job, models: ParallelLinear, feature_dim: int, normaliser: Any) -> LinearModel:
     """Choose the model (calibrating a binary threshold) and log the final scores."""
-
     cfg = job.config
     dataset = VALIDATION if VALIDATION in job.readers else TRAIN
     limit = min(cfg.num_calibration_samples, MAX_SELECTION_ROWS)
@@ -381,7 +382,9 @@ def select(job: Job, models: ParallelLinear, feature_dim: int, normaliser: Any) 
         hyperparameters={**chosen.to_json(), **dict(config_summary(cfg))},
     )
     with torch.no_grad():
-        _final_scores(job, model, dataset, feature_dim)
+        # without a validation channel: the training sample the model was chosen on, not
+        # another pass over all of the training data
+        _final_scores(job, model, dataset, feature_dim, limit if dataset == TRAIN else None)
         if TEST in job.readers:
             _final_scores(job, model, TEST, feature_dim)
     return model
@@ -395,7 +398,6 @@ def _sample_scores(
     job: Job, models: ParallelLinear, channel: str, feature_dim: int, limit: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Every model's label-unit scores (rows, models, outputs) on the first *limit* rows."""
-
     scores: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
     held = 0
@@ -441,14 +443,22 @@ def _choose(
     return index, float(calibration.threshold[index].item())
 
 
-def _final_scores(job: Job, model: LinearModel, channel: str, feature_dim: int) -> None:
-    """The chosen model's scores on a whole channel: ``#<channel>_score`` and quality lines."""
-
+def _final_scores(
+    job: Job, model: LinearModel, channel: str, feature_dim: int, limit: int | None = None
+) -> None:
+    """The chosen model's scores on a channel (its first *limit* rows): ``#<channel>_score``
+    and the final ``#quality_metric`` lines."""
     scorer = Scorer.of(model)
     objective = ll_metrics.objective_name(model.loss)
     labels: list[np.ndarray] = []
     outputs: list[np.ndarray] = []
-    for batch in job.mini_batches(channel, feature_dim):
+    # (one call of mini_batches per pass: each call takes a Pipe channel's next FIFO)
+    batches: Iterable[MiniBatch | None] = job.mini_batches(channel, feature_dim)
+    if limit is not None:
+        batches = [first_rows(batches, limit)]
+    for batch in batches:
+        if batch is None:
+            break
         labels.append(batch.label)
         outputs.append(scorer.scores(batch.features))
     label, score = _gathered(job, labels, outputs, model)
@@ -485,7 +495,6 @@ def _gathered(
 
 def _objective_value(model: LinearModel, score: np.ndarray, label: np.ndarray, job: Job) -> float:
     """The objective loss of the final scores (probabilities turned back into margins)."""
-
     raw = torch.from_numpy(score.astype(np.float64))
     if model.loss == "logistic":
         p = raw.clamp(1e-12, 1 - 1e-12)
