@@ -453,12 +453,11 @@ def _final_scores(
     labels: list[np.ndarray] = []
     outputs: list[np.ndarray] = []
     # (one call of mini_batches per pass: each call takes a Pipe channel's next FIFO)
-    batches: Iterable[MiniBatch | None] = job.mini_batches(channel, feature_dim)
+    batches: Iterable[MiniBatch] = job.mini_batches(channel, feature_dim)
     if limit is not None:
-        batches = [first_rows(batches, limit)]
+        head = first_rows(batches, limit)
+        batches = [] if head is None else [head]
     for batch in batches:
-        if batch is None:
-            break
         labels.append(batch.label)
         outputs.append(scorer.scores(batch.features))
     label, score = _gathered(job, labels, outputs, model)
