@@ -7,7 +7,7 @@ outputs); it is stored features-first so that all models are scored by a single 
 product ``X @ W`` of shape (rows, models * outputs)). Gradients are the closed form of each
 loss (a linear model needs no autograd graph: ``dL/dW = X^T G``), so a step costs two matrix
 products - forward and ``X^T G`` - however many models there are, and works the same for dense
-and sparse (COO) features. The optimizers (SGD with momentum, Adam, RMSProp), L2 (``wd``),
+and sparse (COO) features. The optimizers (SGD and RMSProp with momentum, Adam), L2 (``wd``),
 L1 (a proximal step after each update), the bias multipliers and the learning-rate schedule
 are applied to every model at once with per-model hyperparameter vectors: no Python loop
 over models anywhere.
@@ -298,6 +298,7 @@ class ParallelLinear:
         self._scaled = bool((normaliser.feature_scale != 1.0).any())
         self._shifted = bool((normaliser.feature_mean != 0.0).any())
         self._has_l1 = any(s.l1 > 0 for s in self.settings)
+        self._rmsprop_momentum = any(s.momentum > 0 for s in self.settings)
 
     def _vector(self, name: str) -> torch.Tensor:
         values = [float(getattr(s, name)) for s in self.settings]
@@ -409,7 +410,14 @@ class ParallelLinear:
             square = self._state.get(f"{key}.s", torch.zeros_like(grad))
             square = RMSPROP_DECAY * square + (1.0 - RMSPROP_DECAY) * grad * grad
             self._state[f"{key}.s"] = square
-            return grad / (square.sqrt() + EPSILON)
+            step = grad / (square.sqrt() + EPSILON)
+            if not self._rmsprop_momentum:
+                return step
+            # momentum on the scaled step, as torch.optim.RMSprop(momentum=...) does
+            buffer = self._state.get(f"{key}.b")
+            buffer = step if buffer is None else hp["momentum"].view(shape) * buffer + step
+            self._state[f"{key}.b"] = buffer
+            return buffer
         beta_1, beta_2 = hp["beta_1"].view(shape), hp["beta_2"].view(shape)
         first = self._state.get(f"{key}.m", torch.zeros_like(grad))
         second = self._state.get(f"{key}.s", torch.zeros_like(grad))

@@ -380,6 +380,7 @@ OPTIMIZER_SETTINGS = {
     "sgd": {"momentum": "0.9", "learning_rate": "0.05"},
     "adam": {"beta_1": "0.8", "beta_2": "0.99", "learning_rate": "0.05"},
     "rmsprop": {"learning_rate": "0.01", "momentum": "0"},
+    "rmsprop-momentum": {"learning_rate": "0.01", "momentum": "0.9"},
 }
 
 
@@ -398,20 +399,21 @@ def torch_optimizer(
         return torch.optim.SGD(groups, lr=s.learning_rate, momentum=s.momentum)
     if name == "adam":
         return torch.optim.Adam(groups, lr=s.learning_rate, betas=(s.beta_1, s.beta_2), eps=1e-8)
-    # MXNet-style RMSProp: decay 0.9, eps added to the root (as torch does), no momentum
-    return torch.optim.RMSprop(groups, lr=s.learning_rate, alpha=0.9, eps=1e-8)
+    # decay 0.9 (MXNet's), eps added to the root (as torch does), momentum on the scaled step
+    return torch.optim.RMSprop(groups, lr=s.learning_rate, alpha=0.9, eps=1e-8, momentum=s.momentum)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam", "rmsprop"])
-def test_one_model_follows_torch_optim_step_for_step(optimizer: str) -> None:
+@pytest.mark.parametrize("variant", ["sgd", "adam", "rmsprop", "rmsprop-momentum"])
+def test_one_model_follows_torch_optim_step_for_step(variant: str) -> None:
     dim = 5
+    optimizer = variant.split("-")[0]
     (s,) = model_settings(
         optimizer=optimizer,
         wd="0.03",
         l1="0",
         bias_wd_mult="0.5",
         bias_lr_mult="2.0",
-        **OPTIMIZER_SETTINGS[optimizer],
+        **OPTIMIZER_SETTINGS[variant],
     )
     assert s.optimizer == optimizer and not s.use_lr_scheduler
     normaliser = random_normaliser(dim, 2)
