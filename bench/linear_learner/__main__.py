@@ -353,6 +353,7 @@ def serve_rps(algorithm: str, model_dir: Path, body: Path, seconds: int) -> dict
             "BENCH_BODY": str(body),
             "BENCH_METHOD": "POST",
             "BENCH_CONTENT_TYPE": "text/csv",
+            "BENCH_ACCEPT": "application/json",
         }
         busy = busy_seconds()
         out = subprocess.run(wrk, env=wrk_env, capture_output=True, text=True, check=True)
@@ -367,8 +368,15 @@ def serve_rps(algorithm: str, model_dir: Path, body: Path, seconds: int) -> dict
             "answer": answer.decode()[:80],
         }
     finally:
+        # the whole group, as Ctrl-C in a terminal does; a server that has not stopped in
+        # 30 s is killed, and the run says so
         os.killpg(server.pid, 15)
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            print(f"# sagedock serve ({algorithm}) had not stopped 30 s after SIGTERM: killed")
+            os.killpg(server.pid, 9)
+            server.wait()
 
 
 def serving(work: Path, seconds: int) -> dict[str, dict[str, Any]]:
@@ -393,7 +401,7 @@ def serving(work: Path, seconds: int) -> dict[str, dict[str, Any]]:
     booster = xgboost.train(
         {"objective": "binary:logistic", "max_depth": 6}, xgboost.DMatrix(x, y), 50
     )
-    booster.save_model(str(xgb_dir / "xgboost-model"))
+    booster.save_model(str(xgb_dir / "xgboost-model.ubj"))
     body = work / "row.csv"
     body.write_text(",".join(f"{v:.5f}" for v in x[0]))
     return {

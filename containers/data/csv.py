@@ -53,8 +53,20 @@ class _NoDelimiter(Exception):
     pass
 
 
+#: What a row of numbers separated by commas is made of.
+_NUMBERS_AND_COMMAS = frozenset(_NUMBER_CHARS | {","})
+
+
 def _sniff(line: str) -> str:
     sample = line[:SNIFF_CHARS].rstrip("\r\n")
+    # Numbers and commas only: the sniffer can find nothing else (every other character is
+    # one a number holds, which is never the answer), and it costs ~0.7 ms per request row.
+    if "," in sample and _NUMBERS_AND_COMMAS.issuperset(sample):
+        return ","
+    return _sniff_sample(sample)
+
+
+def _sniff_sample(sample: str) -> str:
     try:
         found = stdlib_csv.Sniffer().sniff(sample).delimiter
     except stdlib_csv.Error:

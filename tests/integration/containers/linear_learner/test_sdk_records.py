@@ -85,3 +85,20 @@ def test_the_sdks_records_are_read_and_answered_as_it_expects(
     scores = 1 / (1 + np.exp(-(x[:6] @ model.weights[:, 0])))
     assert [r["score"][0] for r in read_back] == pytest.approx(scores.tolist(), rel=1e-5)
     assert [r["predicted_label"] for r in read_back] == [[float(s >= 0.4)] for s in scores]
+
+
+def test_the_sdks_training_files_train(sdk_python: Path, tmp_path: Path) -> None:
+    """``sagedock train --algorithm linear-learner`` on the files the SDK's writers made."""
+    from .support import final_metrics, linear_learner_job, load_scorer
+
+    _client(sdk_python, "write", str(tmp_path))
+    hps = {"predictor_type": "binary_classifier", "epochs": 5, "mini_batch_size": 10}
+    for name, width in (("dense", 5), ("sparse", 7)):
+        job = linear_learner_job(tmp_path / f"job-{name}", hps)
+        channel = job.add_channel("train", "application/x-recordio-protobuf")
+        (channel / f"{name}.rec").write_bytes((tmp_path / f"{name}.rec").read_bytes())
+        result = job.run(timeout=240)
+        assert result.returncode == 0, (job.failure, result.stderr[-3000:])
+        assert load_scorer(job).feature_dim == width
+        if name == "dense":  # the label is x0 > 0: learnt
+            assert final_metrics(result.stderr, "train")["binary_classification_accuracy"] > 0.9

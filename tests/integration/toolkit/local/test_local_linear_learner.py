@@ -9,10 +9,14 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from sagedock.toolkit.formats.protobuf import write_recordio_protobuf
 
 pytestmark = pytest.mark.slow
 
@@ -92,3 +96,35 @@ def test_aws_image_uri_trains_and_transforms_with_the_builtin_algorithm(tmp_path
     predictions = [json.loads(line) for line in lines]
     assert [p["predicted_label"] for p in predictions] == [1, 0]
     assert all(0.0 <= p["score"] <= 1.0 for p in predictions)
+
+    # L16: the artifact SageMaker's algorithm writes, model_algo-1 (a zip) in model.tar.gz
+    with tarfile.open(tmp_path / "out" / "ll" / "output" / "model.tar.gz") as archive:
+        assert archive.getnames() == ["model_algo-1"]
+        member = archive.extractfile("model_algo-1")
+        assert member is not None
+        assert zipfile.is_zipfile(member)
+
+    # RecordIO-protobuf records split one by one (SplitType RecordIO), answered in JSON Lines
+    records = tmp_path / "in-records"
+    records.mkdir()
+    with (records / "rows.rec").open("wb") as fh:
+        write_recordio_protobuf(fh, rows.astype(np.float32), None)
+    _local(
+        env,
+        "transform",
+        "--job-name",
+        "llt-records",
+        "--model",
+        str(tmp_path / "out" / "ll" / "output" / "model.tar.gz"),
+        "--image",
+        AWS_IMAGE,
+        "--input",
+        str(records),
+        "--output",
+        str(tmp_path / "transformed-records"),
+        *("--content-type", "application/x-recordio-protobuf", "--split-type", "RecordIO"),
+        *("--accept", "application/jsonlines"),
+    )
+    text = (tmp_path / "transformed-records" / "rows.rec.out").read_text()
+    predictions = [json.loads(line) for line in text.splitlines() if line.strip()]
+    assert [p["predicted_label"] for p in predictions] == [1, 0]
