@@ -1,7 +1,7 @@
 # Two commands for a fresh machine (see README.md):  make demo   and   make test
 PYTHON  ?= python3.11
 VENV    ?= .venv
-EXTRAS  ?= dev,s3,xgboost,torch,onnx
+EXTRAS  ?= dev,s3,xgboost,torch,onnx,linear-learner
 PY      := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
