@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,15 @@ def epoch_metrics(log: str, dataset: str) -> list[float]:
         for m in _QUALITY.finditer(log)
         if m["epoch"] is not None and m["dataset"] == dataset
     ]
+
+
+def metric_models(log: str) -> set[int]:
+    """The ``model`` dimension of every ``#metrics`` line."""
+    return {
+        json.loads(line.split("#metrics ", 1)[1])["Dimensions"]["model"]
+        for line in log.splitlines()
+        if "#metrics {" in line
+    }
 
 
 def load_scorer(job: XGBoostJob) -> Scorer:

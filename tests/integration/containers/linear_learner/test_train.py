@@ -23,7 +23,14 @@ from sagedock.containers.linear_learner.metrics import metric_definitions
 from sagedock.containers.linear_learner.model import ARTIFACT_NAME
 from tests.fixtures.xgboost import make_dataset, write_csv, write_recordio_protobuf
 
-from .support import epoch_metrics, final_metrics, linear_learner_job, load_scorer, split
+from .support import (
+    epoch_metrics,
+    final_metrics,
+    linear_learner_job,
+    load_scorer,
+    metric_models,
+    split,
+)
 
 pytest.importorskip("torch")
 
@@ -141,12 +148,7 @@ def test_the_log_has_every_line_the_metric_definitions_read(tmp_path: Path) -> N
     assert len(epoch_metrics(log, "train")) == 3
     assert len(epoch_metrics(log, "validation")) == 3
     # one #metrics line per model and epoch, with the model as a dimension
-    models = {
-        json.loads(line.split("#metrics ", 1)[1])["Dimensions"]["model"]
-        for line in log.splitlines()
-        if "#metrics {" in line
-    }
-    assert models == {0, 1, 2, 3}
+    assert metric_models(log) == {0, 1, 2, 3}
     best = re.search(r"Best model found for hyperparameters: (\{.*\})", log)
     assert best is not None
     assert set(json.loads(best[1])) >= {"optimizer", "learning_rate", "l1", "wd"}
@@ -169,12 +171,7 @@ def test_under_tuning_one_model_is_trained(tmp_path: Path) -> None:
         {"train": (data.x, data.y)},
     )
     log = _ok(job)
-    models = {
-        json.loads(line.split("#metrics ", 1)[1])["Dimensions"]["model"]
-        for line in log.splitlines()
-        if "#metrics {" in line
-    }
-    assert models == {0}
+    assert metric_models(log) == {0}
 
 
 def test_early_stopping_ends_training_after_patience_epochs(tmp_path: Path) -> None:

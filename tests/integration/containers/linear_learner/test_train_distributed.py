@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.fixtures.xgboost import XGBoostJob, make_dataset, write_csv
+from tests.fixtures.xgboost import XGBoostJob, make_dataset, run_hosts, write_csv
 
 from .support import final_metrics, linear_learner_job, load_scorer
 
@@ -36,24 +36,10 @@ def _free_port() -> int:
 
 
 def _run(jobs: list[XGBoostJob]) -> list[subprocess.CompletedProcess[str]]:
-    extra = {
-        "SAGEDOCK_HOST_ADDRESSES": json.dumps({h: "127.0.0.1" for h in HOSTS}),
-        "SAGEDOCK_MASTER_PORT": str(_free_port()),
-    }
-    processes = [job.popen(**extra) for job in jobs]
-    results = []
-    try:
-        for process in processes:
-            stdout, stderr = process.communicate(timeout=240)
-            results.append(
-                subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-            )
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    return results
+    addresses = json.dumps({h: "127.0.0.1" for h in HOSTS})
+    return run_hosts(
+        jobs, SAGEDOCK_HOST_ADDRESSES=addresses, SAGEDOCK_MASTER_PORT=str(_free_port())
+    )
 
 
 def test_two_hosts_train_the_model_one_host_trains(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import pytest
 
-from tests.fixtures.xgboost import XGBoostJob, make_dataset, write_csv
+from tests.fixtures.xgboost import XGBoostJob, make_dataset, run_hosts, write_csv
 
 from .support import load_model, round_lines
 
@@ -38,21 +38,9 @@ def _two_free_ports() -> int:
 
 
 def _run_hosts(jobs: list[XGBoostJob], port: int) -> list[subprocess.CompletedProcess[str]]:
-    extra = {"SAGEDOCK_HOST_ADDRESSES": ADDRESSES, "SAGEDOCK_XGBOOST_TRACKER_PORT": str(port)}
-    processes = [job.popen(**extra) for job in jobs]
-    results = []
-    try:
-        for process in processes:
-            stdout, stderr = process.communicate(timeout=240)
-            results.append(
-                subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-            )
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    return results
+    return run_hosts(
+        jobs, SAGEDOCK_HOST_ADDRESSES=ADDRESSES, SAGEDOCK_XGBOOST_TRACKER_PORT=str(port)
+    )
 
 
 def test_two_hosts_train_one_model_on_both_shards(xgboost_job: Callable[..., XGBoostJob]) -> None:
