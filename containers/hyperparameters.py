@@ -19,9 +19,12 @@ import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from sagedock.toolkit.errors import UserError
+
+if TYPE_CHECKING:
+    from sagedock.toolkit.env import TrainingEnv
 
 Kind: TypeAlias = Literal["int", "float", "categorical", "list", "tuple", "nested_list"]
 Bound: TypeAlias = int | float
@@ -207,3 +210,13 @@ def as_text(value: Any) -> str:
     if isinstance(value, int | float):
         return repr(value)
     return json.dumps(value)
+
+
+def job_hyperparameters(env: TrainingEnv) -> dict[str, Any]:
+    """Every hyperparameter of the job except the ``sagemaker_*`` framework parameters.
+
+    ``TrainingEnv`` files ``_tuning_objective_metric`` with the framework parameters, as AWS's
+    training toolkit does; for a built-in algorithm it is a hyperparameter like the others.
+    """
+    extra = {k: v for k, v in env.framework_params.items() if not k.startswith("sagemaker_")}
+    return {**extra, **env.hyperparameters}

@@ -36,6 +36,7 @@ import torch
 
 from sagedock.toolkit.errors import UserError
 
+from ..hyperparameters import job_hyperparameters
 from . import metrics as ll_metrics
 from . import selection
 from .batched import (
@@ -96,13 +97,6 @@ class Job:
         if reader is None:
             return iter(())
         return self.batcher(channel, feature_dim)(reader.read())
-
-
-def job_hyperparameters(env: TrainingEnv) -> dict[str, Any]:
-    """The job's hyperparameters with ``_tuning_objective_metric`` (``TrainingEnv`` files it
-    with the framework parameters, as AWS's toolkit does)."""
-    extra = {k: v for k, v in env.framework_params.items() if not k.startswith("sagemaker_")}
-    return {**extra, **env.hyperparameters}
 
 
 def train(env: TrainingEnv) -> None:
@@ -196,7 +190,6 @@ def _shared_sample(job: Job, sample: MiniBatch | None) -> MiniBatch:
 
 
 def _fit_normaliser(job: Job, sample: MiniBatch) -> Normaliser:
-
     cfg = job.config
     regressor = cfg.predictor_type == "regressor"
     return Normaliser.fit(

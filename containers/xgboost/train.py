@@ -43,6 +43,7 @@ from sagedock.toolkit.errors import AlgorithmError, SagedockError, UserError
 from sagedock.toolkit.outcome import SUCCESS, Outcome
 from sagedock.toolkit.signals import TrainingStopped
 
+from ..hyperparameters import job_hyperparameters
 from . import callbacks as cb
 from . import cv
 from . import data as xgb_data
@@ -556,16 +557,6 @@ def _refuse_dask(env: TrainingEnv, hps: Hyperparameters, channels: Mapping[str, 
     raise UserError(
         "Some configurations unsuitable for Dask GPU training were found: " + ". ".join(problems)
     )
-
-
-def job_hyperparameters(env: TrainingEnv) -> dict[str, Any]:
-    """Every hyperparameter of the job except the ``sagemaker_*`` framework parameters.
-
-    ``TrainingEnv`` files ``_tuning_objective_metric`` with the framework parameters, as AWS's
-    training toolkit does; for the algorithm it is a hyperparameter like the others.
-    """
-    extra = {k: v for k, v in env.framework_params.items() if not k.startswith("sagemaker_")}
-    return {**extra, **env.hyperparameters}
 
 
 def train(env: TrainingEnv) -> None:
