@@ -81,16 +81,24 @@ def _check_flag(cflag: int, in_multipart: bool, index: int, offset: int) -> None
 
 
 def _read_exact(stream: BinaryIO, size: int) -> bytes:
-    """Up to *size* bytes; fewer only at end of stream (handles short reads from pipes)."""
-    data = stream.read(size)
-    if data is None:
-        data = b""
-    if len(data) == size or not data:
-        return bytes(data)
-    chunks = [data]
-    missing = size - len(data)
+    """Up to *size* bytes; fewer only at end of stream (handles short reads from pipes).
+
+    Beyond :data:`_READ_CHUNK` bytes it reads a chunk at a time: a buffered file's
+    ``read(n)`` allocates *n* bytes first, so a corrupt header announcing a 512 MiB part
+    would otherwise cost 512 MiB whatever the file holds.
+    """
+    chunks: list[bytes] = []
+    missing = size
+    if size <= _READ_CHUNK:
+        data = stream.read(size)
+        if data is None:
+            data = b""
+        if len(data) == size or not data:
+            return bytes(data)
+        chunks.append(data)
+        missing -= len(data)
     while missing:
-        more = stream.read(missing)
+        more = stream.read(min(missing, _READ_CHUNK))
         if not more:
             break
         chunks.append(more)

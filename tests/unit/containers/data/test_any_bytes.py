@@ -5,6 +5,7 @@ which a job would report as an AlgorithmError."""
 from __future__ import annotations
 
 import io
+import struct
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +20,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sagedock.containers.data.csv import parse_csv_payload, read_csv_files, read_csv_stream
+from sagedock.containers.data.image_recordio import (
+    ImageRecordFile,
+    iter_image_records,
+    read_image_recordio,
+    read_index,
+)
 from sagedock.containers.data.libsvm import parse_libsvm, read_libsvm_files
 from sagedock.containers.data.parquet import read_parquet_files, read_parquet_stream
 from sagedock.containers.data.recordio_protobuf import (
@@ -28,6 +35,7 @@ from sagedock.containers.data.recordio_protobuf import (
 )
 from sagedock.toolkit.errors import UserError
 from sagedock.toolkit.formats import protobuf
+from sagedock.toolkit.formats.recordio import MAGIC_BYTES, encode_record
 from tests.fuzz import any_bytes, outcome, property_settings
 
 values = st.floats(allow_nan=False, allow_infinity=False, width=32)
@@ -70,6 +78,52 @@ def _recordio(draw: st.DrawFn) -> bytes:
     return protobuf.encode_recordio_protobuf(features, rows[:, 0])
 
 
+@st.composite
+def _image_recordio(draw: st.DrawFn) -> bytes:
+    # MXNet recordio.pack payloads: IRHeader '<IfQQ', flag float32 labels (a detection label
+    # [2, 5, cls, xmin, ymin, xmax, ymax, ...]), then image bytes (sometimes holding the magic
+    # word, so records split into parts).
+    out = []
+    for rid in range(draw(st.integers(1, 4))):
+        label = [2.0, 5.0]
+        for cls in range(draw(st.integers(1, 3))):
+            x = sorted(draw(st.sets(st.floats(0, 1, width=32), min_size=2, max_size=2)))
+            y = sorted(draw(st.sets(st.floats(0, 1, width=32), min_size=2, max_size=2)))
+            label += [float(cls), x[0], y[0], x[1], y[1]]
+        image = draw(st.binary(max_size=64)) + draw(st.sampled_from([b"", MAGIC_BYTES]))
+        head = struct.pack("<IfQQ", len(label), 0.0, rid, 0)
+        out.append(encode_record(head + struct.pack(f"<{len(label)}f", *label) + image))
+    return b"".join(out)
+
+
+def _read_images(records: Iterator[Any]) -> list[Any]:
+    return [(r.label, r.image, r.detection_objects(num_classes=3)) for r in records]
+
+
+def _read_indexed(body: bytes) -> list[Any]:
+    # Random access at every 4-aligned offset an .idx could list (and one past the end).
+    with tempfile.TemporaryDirectory() as tmp:
+        rec, idx = Path(tmp) / "train.rec", Path(tmp) / "train.idx"
+        rec.write_bytes(body)
+        idx.write_text("".join(f"{k}\t{k * 4}\n" for k in range(len(body) // 4 + 2)))
+        out: list[Any] = []
+        with ImageRecordFile(rec, idx) as records:
+            keys = records.keys()
+            for key in keys:
+                try:
+                    out.append(records.read(key).label)
+                except UserError as exc:
+                    out.append(exc)
+        return out
+
+
+def _read_idx(body: bytes) -> dict[int, int]:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "train.idx"
+        path.write_bytes(body)
+        return read_index(path)
+
+
 def _in_file(body: bytes, read: Callable[[list[Path]], Iterator[Any]], suffix: str) -> list[Any]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"part-0{suffix}"
@@ -93,6 +147,21 @@ READERS: dict[str, tuple[st.SearchStrategy[bytes], Callable[[bytes], Any]]] = {
     "recordio payload": (_recordio(), parse_recordio_protobuf),
     "recordio file": (_recordio(), lambda b: _in_file(b, read_recordio_protobuf_files, ".rec")),
     "recordio pipe": (_recordio(), lambda b: list(read_recordio_protobuf_stream(io.BytesIO(b)))),
+    "image recordio file": (
+        _image_recordio(),
+        lambda b: _in_file(b, lambda f: _read_images(read_image_recordio(f[0])), ".rec"),
+    ),
+    "image recordio pipe": (
+        _image_recordio(),
+        lambda b: _read_images(iter_image_records(io.BytesIO(b))),
+    ),
+    "image recordio by idx": (_image_recordio(), _read_indexed),
+    "image recordio idx": (
+        st.lists(st.tuples(st.integers(0, 99), st.integers(0, 9999))).map(
+            lambda pairs: "".join(f"{k}\t{o}\n" for k, o in pairs).encode()
+        ),
+        _read_idx,
+    ),
 }
 
 
@@ -108,7 +177,9 @@ def test_any_bytes_read_to_batches_or_a_user_error(reader: str) -> None:
     check()
 
 
-@pytest.mark.parametrize("reader", ["csv payload", "csv file", "libsvm file", "parquet file"])
+@pytest.mark.parametrize(
+    "reader", ["csv payload", "csv file", "libsvm file", "parquet file", "image recordio file"]
+)
 def test_valid_documents_are_read(reader: str) -> None:
     # The generators make real documents: the properties above start from readable input.
     valid, read = READERS[reader]

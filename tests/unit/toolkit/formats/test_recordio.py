@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -20,6 +21,7 @@ from sagedock.toolkit.formats.recordio import (
     scan_records,
     write_record,
 )
+from tests.fuzz import within_memory
 
 
 def _part(payload: bytes, cflag: int = 0) -> bytes:
@@ -191,3 +193,20 @@ def test_oversized_part_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(recordio, "MAX_PART_LENGTH", 4)
     with pytest.raises(ValueError, match="exceeds the format's limit of 4"):
         encode_record(b"abcdef")
+
+
+def test_a_header_announcing_a_huge_part_costs_no_memory_in_a_file(tmp_path: Path) -> None:
+    # A buffered file's read(n) allocates n bytes up front: the reader reads in chunks, so a
+    # corrupt length word (here the largest, 2**29 - 1) costs what the file holds.
+    path = tmp_path / "bad.rec"
+    path.write_bytes(struct.pack("<II", recordio.MAGIC, recordio.MAX_PART_LENGTH) + b"abcd")
+    with path.open("rb") as fh, pytest.raises(RecordIOError, match="only 4 remain"):
+        within_memory(lambda: list(iter_records(fh)), limit=8 << 20)
+
+
+def test_a_record_larger_than_a_read_chunk_round_trips_through_a_file(tmp_path: Path) -> None:
+    payloads = [bytes(range(256)) * 9000 + b"end", b"small"]  # over 2 MiB, then a small one
+    path = tmp_path / "big.rec"
+    path.write_bytes(encode_records(payloads))
+    with path.open("rb") as fh:
+        assert list(iter_records(fh)) == payloads
