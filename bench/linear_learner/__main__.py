@@ -318,11 +318,13 @@ def serve_rps(algorithm: str, model_dir: Path, body: Path, seconds: int) -> dict
         "SAGEDOCK_MODEL_DIR": str(model_dir),
         "SAGEDOCK_ALGORITHM": algorithm,
     }
+    log_path = model_dir.parent / f"serve-{algorithm}.log"
+    server_log = log_path.open("wb")
     server = subprocess.Popen(
         [sys.executable, "-m", "sagedock.toolkit", "serve"],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=server_log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     try:
@@ -368,15 +370,17 @@ def serve_rps(algorithm: str, model_dir: Path, body: Path, seconds: int) -> dict
             "answer": answer.decode()[:80],
         }
     finally:
-        # the whole group, as Ctrl-C in a terminal does; a server that has not stopped in
-        # 30 s is killed, and the run says so
+        # SIGTERM to serve (its nginx and gunicorn have process groups of their own); a
+        # server that has not stopped in 30 s is killed, and the run shows its log
         os.killpg(server.pid, 15)
         try:
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             print(f"# sagedock serve ({algorithm}) had not stopped 30 s after SIGTERM: killed")
+            print("# the end of its log:\n" + log_path.read_text(errors="replace")[-3000:])
             os.killpg(server.pid, 9)
             server.wait()
+        server_log.close()
 
 
 def serving(work: Path, seconds: int) -> dict[str, dict[str, Any]]:
