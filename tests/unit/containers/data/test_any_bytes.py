@@ -5,6 +5,7 @@ which a job would report as an AlgorithmError."""
 from __future__ import annotations
 
 import io
+import json
 import struct
 import tempfile
 from collections.abc import Callable, Iterator
@@ -20,6 +21,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sagedock.containers.data.csv import parse_csv_payload, read_csv_files, read_csv_stream
+from sagedock.containers.data.image_manifest import (
+    image_size_of,
+    iter_manifest,
+    iter_manifest_stream,
+    pair_annotations,
+)
 from sagedock.containers.data.image_recordio import (
     ImageRecordFile,
     iter_image_records,
@@ -37,6 +44,7 @@ from sagedock.toolkit.errors import UserError
 from sagedock.toolkit.formats import protobuf
 from sagedock.toolkit.formats.recordio import MAGIC_BYTES, encode_record
 from tests.fuzz import any_bytes, outcome, property_settings
+from tests.unit.containers.data.test_image_manifest import jpeg, png
 
 values = st.floats(allow_nan=False, allow_infinity=False, width=32)
 tables = st.integers(1, 5).flatmap(
@@ -94,6 +102,74 @@ def _image_recordio(draw: st.DrawFn) -> bytes:
         head = struct.pack("<IfQQ", len(label), 0.0, rid, 0)
         out.append(encode_record(head + struct.pack(f"<{len(label)}f", *label) + image))
     return b"".join(out)
+
+
+@st.composite
+def _image_header(draw: st.DrawFn) -> bytes:
+    width, height = draw(st.integers(1, 4000)), draw(st.integers(1, 4000))
+    return jpeg(width, height) if draw(st.booleans()) else png(width, height)
+
+
+@st.composite
+def _od_label(draw: st.DrawFn) -> dict[str, Any]:
+    # A Ground Truth bounding-box label on a 64x48 image (the size sometimes left out).
+    boxes = []
+    for _ in range(draw(st.integers(1, 3))):
+        left, top = draw(st.integers(0, 40)), draw(st.integers(0, 30))
+        boxes.append(
+            {
+                "class_id": draw(st.integers(0, 2)),
+                "left": left,
+                "top": top,
+                "width": draw(st.integers(1, 64 - left)),
+                "height": draw(st.integers(1, 48 - top)),
+            }
+        )
+    label: dict[str, Any] = {"annotations": boxes}
+    if draw(st.booleans()):
+        label["image_size"] = [{"width": 64, "height": 48, "depth": 3}]
+    return label
+
+
+_OD_ATTRS = ["source-ref", "bounding-box"]
+
+
+@st.composite
+def _annotation_file(draw: st.DrawFn) -> bytes:
+    return json.dumps({"file": "a.jpg", **draw(_od_label())}).encode()
+
+
+@st.composite
+def _manifest(draw: st.DrawFn) -> bytes:
+    lines = [
+        json.dumps({"source-ref": f"s3://b/{i}.jpg", "bounding-box": draw(_od_label())})
+        for i in range(draw(st.integers(1, 3)))
+    ]
+    return "\n".join(lines).encode()
+
+
+@st.composite
+def _manifest_pipe(draw: st.DrawFn) -> bytes:
+    out = []
+    for _ in range(draw(st.integers(1, 3))):
+        image = jpeg(64, 48) if draw(st.booleans()) else png(64, 48)
+        out += [encode_record(image), encode_record(json.dumps(draw(_od_label())).encode())]
+    return b"".join(out)
+
+
+def _read_annotation_file(body: bytes) -> list[Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        images, anns = Path(tmp) / "train", Path(tmp) / "train_annotation"
+        images.mkdir()
+        anns.mkdir()
+        (images / "a.jpg").write_bytes(jpeg(64, 48))
+        (anns / "a.json").write_bytes(body)
+        return [(a.objects, a.size) for a in pair_annotations(images, anns, num_classes=3)]
+
+
+def _read_manifest(body: bytes) -> list[Any]:
+    entries = iter_manifest(io.BytesIO(body), _OD_ATTRS, num_classes=3)
+    return [e.label.objects(e.label.size or image_size_of(jpeg(64, 48))) for e in entries]
 
 
 def _read_images(records: Iterator[Any]) -> list[Any]:
@@ -156,6 +232,13 @@ READERS: dict[str, tuple[st.SearchStrategy[bytes], Callable[[bytes], Any]]] = {
         lambda b: _read_images(iter_image_records(io.BytesIO(b))),
     ),
     "image recordio by idx": (_image_recordio(), _read_indexed),
+    "image header": (_image_header(), image_size_of),
+    "image annotation json": (_annotation_file(), _read_annotation_file),
+    "augmented manifest lines": (_manifest(), _read_manifest),
+    "augmented manifest pipe": (
+        _manifest_pipe(),
+        lambda b: [(a.objects, a.size) for a in iter_manifest_stream(io.BytesIO(b), _OD_ATTRS)],
+    ),
     "image recordio idx": (
         st.lists(st.tuples(st.integers(0, 99), st.integers(0, 9999))).map(
             lambda pairs: "".join(f"{k}\t{o}\n" for k, o in pairs).encode()
@@ -178,7 +261,18 @@ def test_any_bytes_read_to_batches_or_a_user_error(reader: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "reader", ["csv payload", "csv file", "libsvm file", "parquet file", "image recordio file"]
+    "reader",
+    [
+        "csv payload",
+        "csv file",
+        "libsvm file",
+        "parquet file",
+        "image recordio file",
+        "image header",
+        "image annotation json",
+        "augmented manifest lines",
+        "augmented manifest pipe",
+    ],
 )
 def test_valid_documents_are_read(reader: str) -> None:
     # The generators make real documents: the properties above start from readable input.
