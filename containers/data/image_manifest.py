@@ -2,7 +2,7 @@
 mode) and Ground Truth augmented manifests (Pipe mode, ``RecordWrapperType=RecordIO``).
 
 Both give :class:`AnnotatedImage` objects whose :attr:`~AnnotatedImage.objects` are the rows
-:func:`~.image_recordio.parse_detection_label` returns for an image RecordIO label:
+:func:`~.mxnet_recordio.parse_detection_label` returns for an image RecordIO label:
 ``[cls, xmin, ymin, xmax, ymax]`` float32, normalised by the image width and height, so the
 three input formats give the trainer the same targets for the same boxes.
 
@@ -45,7 +45,7 @@ from sagedock.toolkit.errors import UserError
 from sagedock.toolkit.formats.recordio import RecordIOError, iter_framed
 
 from .files import list_data_files
-from .image_recordio import parse_detection_label
+from .mxnet_recordio import parse_detection_label
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class AnnotatedImage:
     """One training image and its boxes.
 
     :param objects: ``(n, 5)`` float32 rows ``[cls, xmin, ymin, xmax, ymax]`` normalised to
-        [0, 1], as :func:`~.image_recordio.parse_detection_label` returns.
+        [0, 1], as :func:`~.mxnet_recordio.parse_detection_label` returns.
     :param size: the size the boxes were normalised by.
     :param where: the annotation file, manifest line or stream record, for messages.
     :param path: File mode: the image file (read with :meth:`image_bytes`).

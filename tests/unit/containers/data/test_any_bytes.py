@@ -27,13 +27,13 @@ from sagedock.containers.data.image_manifest import (
     iter_manifest_stream,
     pair_annotations,
 )
-from sagedock.containers.data.image_recordio import (
+from sagedock.containers.data.libsvm import parse_libsvm, read_libsvm_files
+from sagedock.containers.data.mxnet_recordio import (
     ImageRecordFile,
     iter_image_records,
-    read_image_recordio,
     read_index,
+    read_mxnet_recordio,
 )
-from sagedock.containers.data.libsvm import parse_libsvm, read_libsvm_files
 from sagedock.containers.data.parquet import read_parquet_files, read_parquet_stream
 from sagedock.containers.data.recordio_protobuf import (
     parse_recordio_protobuf,
@@ -87,7 +87,7 @@ def _recordio(draw: st.DrawFn) -> bytes:
 
 
 @st.composite
-def _image_recordio(draw: st.DrawFn) -> bytes:
+def _mxnet_recordio(draw: st.DrawFn) -> bytes:
     # MXNet recordio.pack payloads: IRHeader '<IfQQ', flag float32 labels (a detection label
     # [2, 5, cls, xmin, ymin, xmax, ymax, ...]), then image bytes (sometimes holding the magic
     # word, so records split into parts).
@@ -224,14 +224,14 @@ READERS: dict[str, tuple[st.SearchStrategy[bytes], Callable[[bytes], Any]]] = {
     "recordio file": (_recordio(), lambda b: _in_file(b, read_recordio_protobuf_files, ".rec")),
     "recordio pipe": (_recordio(), lambda b: list(read_recordio_protobuf_stream(io.BytesIO(b)))),
     "image recordio file": (
-        _image_recordio(),
-        lambda b: _in_file(b, lambda f: _read_images(read_image_recordio(f[0])), ".rec"),
+        _mxnet_recordio(),
+        lambda b: _in_file(b, lambda f: _read_images(read_mxnet_recordio(f[0])), ".rec"),
     ),
     "image recordio pipe": (
-        _image_recordio(),
+        _mxnet_recordio(),
         lambda b: _read_images(iter_image_records(io.BytesIO(b))),
     ),
-    "image recordio by idx": (_image_recordio(), _read_indexed),
+    "image recordio by idx": (_mxnet_recordio(), _read_indexed),
     "image header": (_image_header(), image_size_of),
     "image annotation json": (_annotation_file(), _read_annotation_file),
     "augmented manifest lines": (_manifest(), _read_manifest),

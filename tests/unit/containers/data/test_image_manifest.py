@@ -31,7 +31,7 @@ from sagedock.containers.data.image_manifest import (
     parse_manifest_line,
     read_image_size,
 )
-from sagedock.containers.data.image_recordio import iter_image_records
+from sagedock.containers.data.mxnet_recordio import iter_image_records
 from sagedock.toolkit.errors import UserError
 from sagedock.toolkit.formats.recordio import encode_record
 
@@ -150,7 +150,7 @@ def test_a_bad_image_header_is_a_user_error(data: bytes, message: str) -> None:
 # --- labels -------------------------------------------------------------------------------
 
 
-def test_pixel_boxes_become_normalised_rows_like_an_image_recordio_label() -> None:
+def test_pixel_boxes_become_normalised_rows_like_an_mxnet_recordio_label() -> None:
     boxes = [box(0, 111, 134, 61, 128), box(1, 101, 185, 42, 130), box(1, 0, 0, 500, 400)]
     label = parse_label({"image_size": sized(500, 400), "annotations": boxes})
     assert label.size == ImageSize(500, 400, 3)
@@ -513,8 +513,8 @@ def test_corrupt_framing_names_the_pipe() -> None:
 # --- the three formats give the same targets --------------------------------------------------
 
 
-def test_json_files_manifest_pipe_and_image_recordio_give_the_same_targets(tmp_path: Path) -> None:
-    from tests.unit.containers.data.test_image_recordio import frame, pack
+def test_json_files_manifest_pipe_and_mxnet_recordio_give_the_same_targets(tmp_path: Path) -> None:
+    from tests.unit.containers.data.test_mxnet_recordio import frame, pack
 
     dataset = [  # (name, image bytes, width, height, boxes)
         (

@@ -17,14 +17,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sagedock.containers.data.image_recordio import (
+from sagedock.containers.data.mxnet_recordio import (
     NOT_ENOUGH_ANNOTATION,
     NOT_ENOUGH_LABEL,
     ImageRecordFile,
     iter_image_records,
     parse_detection_label,
-    read_image_recordio,
     read_index,
+    read_mxnet_recordio,
     unpack_image_record,
 )
 from sagedock.toolkit.errors import UserError
@@ -101,7 +101,7 @@ def test_test_writer_frames_as_the_toolkit_encoder(payload: bytes) -> None:
 def test_records_round_trip_with_ids_labels_and_image_bytes(tmp_path: Path) -> None:
     labels = [detection([0, 0.1, 0.2, 0.5, 0.6]), detection([1, 0, 0, 1, 1], [2, 0.5, 0.5, 0.9, 1])]
     payloads = [pack(lab, JPEG + bytes([i]), id=i, id2=7) for i, lab in enumerate(labels)]
-    records = list(read_image_recordio(write_rec(tmp_path, payloads)))
+    records = list(read_mxnet_recordio(write_rec(tmp_path, payloads)))
     assert [r.id for r in records] == [0, 1] and [r.id2 for r in records] == [7, 7]
     for record, lab, i in zip(records, labels, range(2), strict=True):
         assert record.label.dtype == np.float32
@@ -111,13 +111,13 @@ def test_records_round_trip_with_ids_labels_and_image_bytes(tmp_path: Path) -> N
 
 def test_a_scalar_label_is_one_value(tmp_path: Path) -> None:
     rec = write_rec(tmp_path, [pack(3.5, JPEG, id=2**63 + 5)])
-    (record,) = read_image_recordio(rec)
+    (record,) = read_mxnet_recordio(rec)
     assert record.label.tolist() == [3.5] and record.id == 2**63 + 5 and record.image == JPEG
 
 
 def test_many_records_stream_in_order(tmp_path: Path) -> None:
     payloads = [pack([float(i), 1.0], bytes([i % 256]) * (i % 13), id=i) for i in range(300)]
-    records = list(read_image_recordio(write_rec(tmp_path, payloads)))
+    records = list(read_mxnet_recordio(write_rec(tmp_path, payloads)))
     assert [r.id for r in records] == list(range(300))
     assert all(r.image == bytes([r.id % 256]) * (r.id % 13) for r in records)
     assert [r.label[0] for r in records] == list(range(300))
@@ -131,7 +131,7 @@ def test_multipart_records_are_joined(tmp_path: Path) -> None:
     assert framed.count(MAGIC) == 4  # one complete record would hold a single magic word
     assert struct.unpack_from("<I", framed, 4)[0] >> 29 == 1  # the first part: cflag 1
     rec = write_rec(tmp_path, [pack(0.0, JPEG), payload, pack(1.0, JPEG)])
-    records = list(read_image_recordio(rec))
+    records = list(read_mxnet_recordio(rec))
     assert records[1].image == image and records[1].label.tolist() == [1.0, 2.0]
     assert records[2].image == JPEG
     with ImageRecordFile(rec, tmp_path / "train.idx") as f:
@@ -141,7 +141,7 @@ def test_multipart_records_are_joined(tmp_path: Path) -> None:
 def test_a_label_whose_bits_are_the_magic_word_survives(tmp_path: Path) -> None:
     (magic_float,) = struct.unpack("<f", MAGIC)
     rec = write_rec(tmp_path, [pack([magic_float, magic_float], JPEG)])
-    (record,) = read_image_recordio(rec)
+    (record,) = read_mxnet_recordio(rec)
     assert record.label.tobytes() == MAGIC * 2 and record.image == JPEG
 
 
@@ -153,7 +153,7 @@ def test_a_stream_reads_like_a_file(tmp_path: Path) -> None:
 
 def test_an_empty_file_has_no_records(tmp_path: Path) -> None:
     (tmp_path / "e.rec").write_bytes(b"")
-    assert list(read_image_recordio(tmp_path / "e.rec")) == []
+    assert list(read_mxnet_recordio(tmp_path / "e.rec")) == []
 
 
 # --- .idx random access -----------------------------------------------------------------
@@ -228,13 +228,13 @@ def test_a_payload_shorter_than_the_header(tmp_path: Path) -> None:
     with pytest.raises(
         UserError, match=rf"train\.rec: record 1 at byte offset {first}: 5 bytes, shorter"
     ):
-        list(read_image_recordio(rec))
+        list(read_mxnet_recordio(rec))
 
 
 def test_labels_past_the_payload(tmp_path: Path) -> None:
     payload = struct.pack("<IfQQ", 1000, 0.0, 0, 0) + b"\0" * 40
     with pytest.raises(UserError, match=r"record 0 at byte offset 0: .*1000 float32 labels"):
-        list(read_image_recordio(write_rec(tmp_path, [payload])))
+        list(read_mxnet_recordio(write_rec(tmp_path, [payload])))
 
 
 def test_broken_framing_names_the_file(tmp_path: Path) -> None:
@@ -242,10 +242,10 @@ def test_broken_framing_names_the_file(tmp_path: Path) -> None:
     data = rec.read_bytes()
     rec.write_bytes(data[:-10])
     with pytest.raises(UserError, match=r"train\.rec: corrupt RecordIO data: record 1 at byte"):
-        list(read_image_recordio(rec))
+        list(read_mxnet_recordio(rec))
     rec.write_bytes(b"JFIF" + data)
     with pytest.raises(UserError, match=r"train\.rec: .*record 0 at byte offset 0: expected magic"):
-        list(read_image_recordio(rec))
+        list(read_mxnet_recordio(rec))
 
 
 def test_unpack_names_where(tmp_path: Path) -> None:
@@ -272,10 +272,10 @@ def test_detection_label_with_a_wider_header_and_objects() -> None:
 
 def test_a_record_gives_its_objects(tmp_path: Path) -> None:
     rec = write_rec(tmp_path, [pack(detection([0, 0.1, 0.2, 0.3, 0.4]), JPEG)])
-    (record,) = read_image_recordio(rec)
+    (record,) = read_mxnet_recordio(rec)
     assert record.detection_objects(num_classes=1).shape == (1, 5)
     bad = write_rec(tmp_path, [pack(detection([3, 0.1, 0.2, 0.3, 0.4]), JPEG)])
-    (record,) = read_image_recordio(bad)
+    (record,) = read_mxnet_recordio(bad)
     with pytest.raises(UserError, match=r"^train\.rec: record 0 at byte offset 0: object 0 has"):
         record.detection_objects(num_classes=2)
 

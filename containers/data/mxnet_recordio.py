@@ -183,7 +183,7 @@ class ImageRecordFile:
     def __iter__(self) -> Iterator[ImageRecord]:
         """Every record from the start of the file, in order (ignores the index; reads
         through its own file handle, so :meth:`read` may be called meanwhile)."""
-        return read_image_recordio(self.path)
+        return read_mxnet_recordio(self.path)
 
     def keys(self) -> list[int]:
         """The index's keys, in the ``.idx`` file's order (a UserError without an index)."""
@@ -218,7 +218,7 @@ class ImageRecordFile:
         return self._index
 
 
-def read_image_recordio(rec: Path) -> Iterator[ImageRecord]:
+def read_mxnet_recordio(rec: Path) -> Iterator[ImageRecord]:
     """Every record of the ``.rec`` file *rec*, in order, streaming."""
     with rec.open("rb") as fh:
         yield from iter_image_records(fh, name=rec.name)
