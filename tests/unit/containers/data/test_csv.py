@@ -6,7 +6,7 @@ from typing import Any, BinaryIO, cast
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sagedock.containers.data import csv as csv_module
@@ -214,7 +214,7 @@ def test_pipe_stream_of_short_reads_is_read_whole() -> None:
     np.testing.assert_allclose(np.concatenate([b.features for b in batches]), data.x, rtol=1e-6)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.text(alphabet=sorted(csv_module._NUMBER_CHARS | {","}), min_size=1, max_size=600).filter(
         lambda s: "," in s[: csv_module.SNIFF_CHARS]

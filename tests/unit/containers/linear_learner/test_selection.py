@@ -11,7 +11,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn import metrics as sk
 
@@ -99,7 +99,7 @@ def samples(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
     return scores, label.astype(np.float32)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sample=samples(), case=st.sampled_from(CRITERIA))
 def test_calibration_is_the_brute_force_optimum(
     sample: tuple[np.ndarray, np.ndarray], case: tuple[str, dict[str, float]]
@@ -205,7 +205,7 @@ def test_best_index_nan_never_wins_and_first_among_equals() -> None:
     assert best_index(torch.tensor([math.inf, 2.0]), larger_is_better=False) == 1
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     values=st.lists(
         st.one_of(st.sampled_from([0.0, 0.5, 1.0, math.nan]), st.floats(-1, 1)),

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sagedock.containers.object_detection.anchors import (
@@ -109,7 +109,7 @@ def test_unsupported_configurations_are_refused() -> None:
         generate_anchors(VGG16_REDUCED_300, (38, 19))
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     h=st.integers(1, 6),
     w=st.integers(1, 6),

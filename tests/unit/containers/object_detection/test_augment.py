@@ -6,7 +6,7 @@ random boxes."""
 from __future__ import annotations
 
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sagedock.containers.object_detection.augment import (
@@ -269,7 +269,7 @@ def boxes_strategy(draw: st.DrawFn) -> torch.Tensor:
     return torch.tensor(rows, dtype=torch.float32)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     boxes=boxes_strategy(),
     h=st.integers(8, 48),

@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sagedock.containers.object_detection.boxes import (
@@ -174,7 +174,7 @@ def test_iou_of_known_pairs() -> None:
     assert float(box_iou(a[2:], a[2:])[0, 0]) == 0.0  # empty union
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(a=boxes_st(), b=boxes_st())
 def test_iou_equals_the_loop(a: list[Box], b: list[Box]) -> None:
     got = box_iou(t(a), t(b))
@@ -204,7 +204,7 @@ def test_encoding_is_multibox_target_with_variances() -> None:
     np.testing.assert_allclose(got, encode_ref(gt, anchor), atol=1e-12)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_decode_inverts_encode(data: st.DataObject) -> None:
     gts = data.draw(boxes_st(1, 10, min_side=1e-3))
@@ -215,7 +215,7 @@ def test_decode_inverts_encode(data: st.DataObject) -> None:
     torch.testing.assert_close(decode(deltas, t(anchors)), t(gts), rtol=0, atol=1e-9)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_decode_equals_the_loop_with_clip(data: st.DataObject) -> None:
     anchors = data.draw(boxes_st(1, 8, min_side=1e-2))
@@ -260,7 +260,7 @@ def test_no_objects_is_all_background() -> None:
     assert r.boxes.shape == (2, 2, 4)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=st.data(),
     thr=st.sampled_from([0.3, 0.5, 0.7]),
@@ -335,7 +335,7 @@ def test_hard_negatives_take_three_per_positive_by_highest_loss() -> None:
     ].nonzero().flatten().tolist() == [1, 7]
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), ratio=st.sampled_from([1.0, 2.5, 3.0]))
 def test_hard_negatives_equal_the_loop(data: st.DataObject, ratio: float) -> None:
     images, n = data.draw(st.integers(1, 3)), data.draw(st.integers(1, 20))
@@ -368,7 +368,7 @@ def test_nms_keeps_a_box_whose_suppressor_was_suppressed() -> None:
     assert nms(boxes, scores, torch.zeros(3, dtype=torch.long), 0.3).tolist() == [0, 2]
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     data=st.data(),
     thr=st.sampled_from([0.0, 0.3, 0.45, 0.7]),
@@ -389,7 +389,7 @@ def test_nms_equals_the_greedy_loop(data: st.DataObject, thr: float, topk: int) 
     assert got.tolist() == nms_ref(boxes, scores, classes, thr, topk)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), topk=st.sampled_from([-1, 5, 400]), nms_thr=st.sampled_from([0.3, 0.45]))
 def test_detect_equals_multibox_detection_loop(
     data: st.DataObject, topk: int, nms_thr: float

@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sagedock.containers.hyperparameters import Interval
@@ -585,7 +585,7 @@ _TEXTS = st.one_of(
 )  # fmt: skip
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     known=st.dictionaries(
         st.sampled_from(_NAMES), st.one_of(_TEXTS, st.just(_DEFAULT)), max_size=8
@@ -613,7 +613,7 @@ def test_any_mapping_of_strings_parses_or_is_a_client_error(
         json.dumps(config.to_json(), allow_nan=False)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     name=st.sampled_from(sorted(set(SCHEMA) - {"freeze_layer_pattern"})),
     text=_TEXTS,

@@ -11,7 +11,7 @@ import random
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import average_precision_score
 
@@ -290,7 +290,7 @@ def test_single_class_area_ap_against_sklearn(seed: int) -> None:
 Images = st.integers(0, 2**32 - 1).map(lambda s: random_images(random.Random(s), n=5))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(images=Images, voc07=st.booleans(), seed=st.integers(0, 1000), split=st.integers(0, 5))
 def test_map_is_in_unit_range_and_ignores_detection_order_and_batching(
     images: list[Image], voc07: bool, seed: int, split: int
