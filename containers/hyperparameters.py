@@ -15,9 +15,10 @@ what a range means is decided here, once, so every algorithm refuses the same th
 from __future__ import annotations
 
 import ast
+import difflib
 import json
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -220,3 +221,32 @@ def job_hyperparameters(env: TrainingEnv) -> dict[str, Any]:
     """
     extra = {k: v for k, v in env.framework_params.items() if not k.startswith("sagemaker_")}
     return {**extra, **env.hyperparameters}
+
+
+def given_hyperparameters(raw: Mapping[str, Any], known: Collection[str]) -> dict[str, str]:
+    """The job's hyperparameters as text, ``sagemaker_*`` framework parameters left out.
+
+    A name that is neither in *known* nor a hidden ``_*`` key is SageMaker's
+    ``Extraneous hyperparameter found: <name>`` (with the closest known name, if any).
+    """
+    given: dict[str, str] = {}
+    for key, value in raw.items():
+        if key.startswith("sagemaker_"):
+            continue
+        if not key.startswith("_") and key not in known:
+            close = difflib.get_close_matches(key, list(known), n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise UserError(f"Extraneous hyperparameter found: {key}{hint}")
+        given[key] = as_text(value)
+    return given
+
+
+def parse_text(hp: Hyperparameter, text: str, allowed: str) -> Any:
+    """*text* parsed as *hp*'s kind; a value that does not parse names the key, the value and
+    what is *allowed*. The caller checks the range (:meth:`Hyperparameter.validate_range`)."""
+    try:
+        return hp.parse(text)
+    except (ValueError, SyntaxError, TypeError):
+        raise UserError(
+            f"Hyperparameter {hp.name}: could not parse value {text!r}; allowed: {allowed}"
+        ) from None

@@ -52,7 +52,6 @@ documented is marked, the rest is our choice and says so):
 
 from __future__ import annotations
 
-import difflib
 import math
 import random
 from collections.abc import Mapping
@@ -62,7 +61,16 @@ from typing import Any, Literal, TypeAlias
 
 from sagedock.toolkit.errors import UserError
 
-from ..hyperparameters import FLOAT32_MAX, Hyperparameter, Interval, Kind, LibraryLimit, as_text
+from ..hyperparameters import (
+    FLOAT32_MAX,
+    Hyperparameter,
+    Interval,
+    Kind,
+    LibraryLimit,
+    as_text,
+    given_hyperparameters,
+    parse_text,
+)
 
 PredictorType: TypeAlias = Literal["binary_classifier", "multiclass_classifier", "regressor"]
 PREDICTOR_TYPES: tuple[str, ...] = ("binary_classifier", "multiclass_classifier", "regressor")
@@ -475,12 +483,7 @@ def _parse_one(name: str, value: Any) -> Any:
         return text
     if name in _BOOLEANS:
         text = text.lower()
-    try:
-        parsed = hp.parse(text)
-    except (ValueError, SyntaxError, TypeError):
-        raise UserError(
-            f"Hyperparameter {name}: could not parse value {text!r}; allowed: {_allowed(name)}"
-        ) from None
+    parsed = parse_text(hp, text, _allowed(name))
     try:
         hp.validate_range(parsed)
     except UserError as exc:
@@ -491,24 +494,11 @@ def _parse_one(name: str, value: Any) -> Any:
     return parsed
 
 
-def _given(raw: Mapping[str, Any]) -> dict[str, str]:
-    given: dict[str, str] = {}
-    for key, value in raw.items():
-        if key.startswith("sagemaker_"):
-            continue
-        if not key.startswith("_") and key not in SCHEMA:
-            close = difflib.get_close_matches(key, list(SCHEMA), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise UserError(f"Extraneous hyperparameter found: {key}{hint}")
-        given[key] = as_text(value)
-    return given
-
-
 def parse_hyperparameters(raw: Mapping[str, Any], *, seed: int = 0) -> LinearLearnerConfig:
     """Validate a job's hyperparameters (strings or JSON-decoded values) and resolve every
     ``auto`` as SageMaker's Linear Learner does; a UserError says what is wrong. *seed* decides
     the per-model settings drawn for ``auto`` keys (the same seed, the same models)."""
-    given = _given(raw)
+    given = given_hyperparameters(raw, SCHEMA)
     if "predictor_type" not in given:
         raise UserError(
             "No value(s) were specified for 'predictor_type' which are required "

@@ -54,7 +54,6 @@ Where each default and range comes from (SageMaker's Object Detection is closed 
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import re
 from collections.abc import Mapping
@@ -64,7 +63,16 @@ from typing import Any, Literal, TypeAlias
 
 from sagedock.toolkit.errors import UserError
 
-from ..hyperparameters import Hyperparameter, Interval, Kind, as_text, in_range, int32
+from ..hyperparameters import (
+    Hyperparameter,
+    Interval,
+    Kind,
+    as_text,
+    given_hyperparameters,
+    in_range,
+    int32,
+    parse_text,
+)
 
 BaseNetwork: TypeAlias = Literal["vgg-16", "resnet-50"]
 Optimizer: TypeAlias = Literal["sgd", "adam", "rmsprop", "adadelta"]
@@ -270,12 +278,7 @@ def _parse_one(name: str, value: Any) -> Any:
     text = as_text(value)
     if name in _BOOLEANS:
         text = text.lower()
-    try:
-        parsed = hp.parse(text)
-    except (ValueError, SyntaxError, TypeError):
-        raise UserError(
-            f"Hyperparameter {name}: could not parse value {text!r}; allowed: {_allowed(name)}"
-        ) from None
+    parsed = parse_text(hp, text, _allowed(name))
     hp.validate_range(parsed)
     return parsed
 
@@ -321,23 +324,10 @@ def _parse_pattern(value: Any) -> str:
     return text
 
 
-def _given(raw: Mapping[str, Any]) -> dict[str, str]:
-    given: dict[str, str] = {}
-    for key, value in raw.items():
-        if key.startswith("sagemaker_"):
-            continue
-        if not key.startswith("_") and key not in SCHEMA:
-            close = difflib.get_close_matches(key, list(SCHEMA), n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise UserError(f"Extraneous hyperparameter found: {key}{hint}")
-        given[key] = as_text(value)
-    return given
-
-
 def parse_hyperparameters(raw: Mapping[str, Any]) -> ObjectDetectionConfig:
     """Validate a job's hyperparameters (strings or JSON-decoded values) as SageMaker's Object
     Detection does and type every value; a UserError says what is wrong."""
-    given = _given(raw)
+    given = given_hyperparameters(raw, SCHEMA)
     final = {**DEFAULT_INPUT, **given}
     missing = [f"'{name}'" for name in REQUIRED if not final[name].strip()]
     if missing:
