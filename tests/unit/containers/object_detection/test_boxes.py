@@ -27,32 +27,9 @@ from sagedock.containers.object_detection.boxes import (
     strip_padding,
 )
 
-Box = list[float]
-
+from .references import Box, encode_ref, iou_ref
 
 # ---------------------------------------------------------------- references (plain loops)
-
-
-def iou_ref(a: Box, b: Box) -> float:
-    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = iw * ih
-    area_a = max(0.0, a[2] - a[0]) * max(0.0, a[3] - a[1])
-    area_b = max(0.0, b[2] - b[0]) * max(0.0, b[3] - b[1])
-    union = area_a + area_b - inter
-    return inter / union if union > 0 else 0.0
-
-
-def encode_ref(g: Box, a: Box) -> Box:
-    ax, ay, aw, ah = (a[0] + a[2]) / 2, (a[1] + a[3]) / 2, a[2] - a[0], a[3] - a[1]
-    gx, gy, gw, gh = (g[0] + g[2]) / 2, (g[1] + g[3]) / 2, g[2] - g[0], g[3] - g[1]
-    vx, vy, vw, vh = VARIANCES
-    return [
-        (gx - ax) / aw / vx,
-        (gy - ay) / ah / vy,
-        math.log(gw / aw) / vw,
-        math.log(gh / ah) / vh,
-    ]
 
 
 def decode_ref(t: Box, a: Box, clip: bool) -> Box:
