@@ -42,10 +42,9 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from sagedock.toolkit.errors import UserError
-from sagedock.toolkit.formats.recordio import RecordIOError, iter_framed
 
 from .files import list_data_files
-from .mxnet_recordio import parse_detection_label
+from .mxnet_recordio import framed_records, parse_detection_label
 
 logger = logging.getLogger(__name__)
 
@@ -586,15 +585,8 @@ def iter_manifest_stream(
     RecordIO records alternating the image's bytes and the label attribute's JSON, as
     ``AttributeNames`` orders them. Streams one pair at a time."""
     _image, label_name = check_attribute_names(attribute_names)
-    framed = iter_framed(stream)
     pending: tuple[int, int, bytes] | None = None
-    while True:
-        try:
-            item = next(framed, None)
-        except RecordIOError as exc:
-            raise UserError(f"{name}: {exc.message}") from None
-        if item is None:
-            break
+    for item in framed_records(stream, name):
         if pending is None:
             pending = item
             continue

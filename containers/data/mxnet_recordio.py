@@ -107,9 +107,10 @@ def unpack_image_record(payload: bytes, *, where: str = "record") -> ImageRecord
     return ImageRecord(id=rid, id2=rid2, label=label, image=payload[end:], where=where)
 
 
-def iter_image_records(stream: BinaryIO, *, name: str = "pipe") -> Iterator[ImageRecord]:
-    """Each record of an image RecordIO *stream*, in order, read incrementally (one record
-    in memory at a time). *name* (the file, or ``pipe``) starts every error message."""
+def framed_records(stream: BinaryIO, name: str) -> Iterator[tuple[int, int, bytes]]:
+    """``(index, offset, payload)`` of each RecordIO record of *stream*, as
+    :func:`~sagedock.toolkit.formats.recordio.iter_framed` reads them; corrupt framing is a
+    UserError that *name* (the file, or ``pipe``) starts."""
     framed = iter_framed(stream)
     while True:
         try:
@@ -118,7 +119,13 @@ def iter_image_records(stream: BinaryIO, *, name: str = "pipe") -> Iterator[Imag
             raise UserError(f"{name}: {exc.message}") from None
         if item is None:
             return
-        index, offset, payload = item
+        yield item
+
+
+def iter_image_records(stream: BinaryIO, *, name: str = "pipe") -> Iterator[ImageRecord]:
+    """Each record of an image RecordIO *stream*, in order, read incrementally (one record
+    in memory at a time). *name* (the file, or ``pipe``) starts every error message."""
+    for index, offset, payload in framed_records(stream, name):
         yield unpack_image_record(payload, where=_where(name, index, offset))
 
 
