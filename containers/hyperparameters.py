@@ -84,6 +84,11 @@ class LibraryLimit:
     reason: str
 
 
+def tunable(low: Bound, high: Bound) -> Interval:
+    """The closed range automatic model tuning searches: ``[low, high]``."""
+    return Interval(min_closed=low, max_closed=high)
+
+
 def int32(library: str, low: Bound = INT32_MIN) -> LibraryLimit:
     """A parameter *library* keeps as a C++ ``int``, from *low* (a larger value fails or wraps
     around to a negative one)."""

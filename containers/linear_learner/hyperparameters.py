@@ -70,6 +70,7 @@ from ..hyperparameters import (
     as_text,
     given_hyperparameters,
     parse_text,
+    tunable,
 )
 
 PredictorType: TypeAlias = Literal["binary_classifier", "multiclass_classifier", "regressor"]
@@ -205,10 +206,6 @@ def _hp(
     return Hyperparameter(name=name, kind=kind, range=allowed, **kw)
 
 
-def _tunable(low: float, high: float) -> Interval:
-    return Interval(min_closed=low, max_closed=high)
-
-
 #: Every hyperparameter of §4.2, in the reference's order: the single source of truth for
 #: validation, the README table and the tests. Booleans are categorical ``true``/``false``
 #: (read case-insensitively: the SDK sends ``str(True)``).
@@ -220,18 +217,18 @@ SCHEMA: Mapping[str, Hyperparameter] = MappingProxyType(
             _hp("num_classes", "int", Interval(min_closed=1, max_closed=1_000_000),
                 description="3..1000000 and required with multiclass_classifier"),
             _hp("feature_dim", "int", _AT_LEAST_1),
-            _hp("mini_batch_size", "int", _AT_LEAST_1, tunable_range=_tunable(100, 5000)),
+            _hp("mini_batch_size", "int", _AT_LEAST_1, tunable_range=tunable(100, 5000)),
             _hp("epochs", "int", _AT_LEAST_1),
             _hp("num_models", "int", _AT_LEAST_1),
             _hp("num_calibration_samples", "int", _AT_LEAST_1),
             _hp("loss", "categorical", LOSSES),
             _hp("optimizer", "categorical", OPTIMIZERS),
-            _hp("learning_rate", "float", _POSITIVE, tunable_range=_tunable(1e-5, 1)),
+            _hp("learning_rate", "float", _POSITIVE, tunable_range=tunable(1e-5, 1)),
             _hp("momentum", "float", _UNIT_HALF_OPEN),
             _hp("beta_1", "float", _UNIT_HALF_OPEN),
             _hp("beta_2", "float", _UNIT_HALF_OPEN),
-            _hp("wd", "float", _NON_NEGATIVE, tunable_range=_tunable(1e-7, 1)),
-            _hp("l1", "float", _NON_NEGATIVE, tunable_range=_tunable(1e-7, 1)),
+            _hp("wd", "float", _NON_NEGATIVE, tunable_range=tunable(1e-7, 1)),
+            _hp("l1", "float", _NON_NEGATIVE, tunable_range=tunable(1e-7, 1)),
             _hp("bias_lr_mult", "float", _POSITIVE),
             _hp("bias_wd_mult", "float", _NON_NEGATIVE),
             _hp("use_bias", "categorical", _TRUE_FALSE),
@@ -254,7 +251,7 @@ SCHEMA: Mapping[str, Hyperparameter] = MappingProxyType(
             _hp("target_precision", "float", _UNIT_OPEN),
             _hp("f_beta", "float", _POSITIVE),
             _hp("positive_example_weight_mult", "float", _POSITIVE,
-                tunable_range=_tunable(1e-5, 1e5)),
+                tunable_range=tunable(1e-5, 1e5)),
             _hp("balance_multiclass_weights", "categorical", _TRUE_FALSE),
             _hp("accuracy_top_k", "int", Interval(min_closed=1, max_closed=1_000_000)),
             _hp("margin", "float", _NON_NEGATIVE, description="hinge_loss"),

@@ -72,6 +72,7 @@ from ..hyperparameters import (
     in_range,
     int32,
     parse_text,
+    tunable,
 )
 
 BaseNetwork: TypeAlias = Literal["vgg-16", "resnet-50"]
@@ -140,10 +141,6 @@ def _hp(
     return Hyperparameter(name=name, kind=kind, range=allowed, **kw)
 
 
-def _tunable(low: float, high: float) -> Interval:
-    return Interval(min_closed=low, max_closed=high)
-
-
 #: Every hyperparameter of §5.2, in the reference's order: the single source of truth for
 #: validation, the README table and the tests. Booleans are categorical ``true``/``false``
 #: (read case-insensitively: the docs and the SDK write ``True``); ``use_pretrained_model``
@@ -157,16 +154,16 @@ SCHEMA: Mapping[str, Hyperparameter] = MappingProxyType(
             _hp("base_network", "categorical", BASE_NETWORKS),
             _hp("use_pretrained_model", "categorical", ("0", "1")),
             _hp("epochs", "int", _POSITIVE_INT),
-            _hp("mini_batch_size", "int", _POSITIVE_INT, tunable_range=_tunable(8, 64)),
-            _hp("learning_rate", "float", _UNIT_CLOSED, tunable_range=_tunable(1e-6, 0.5)),
+            _hp("mini_batch_size", "int", _POSITIVE_INT, tunable_range=tunable(8, 64)),
+            _hp("learning_rate", "float", _UNIT_CLOSED, tunable_range=tunable(1e-6, 0.5)),
             _hp("lr_scheduler_step", "list", _POSITIVE_INT,
                 description="comma-separated increasing epochs, e.g. 10,20"),
             _hp("lr_scheduler_factor", "float", Interval(min_open=0, max_open=1)),
             _hp("optimizer", "categorical", OPTIMIZERS),
             _hp("momentum", "float", Interval(min_closed=0, max_closed=1),
-                tunable_range=_tunable(0, 0.999), description="sgd"),
+                tunable_range=tunable(0, 0.999), description="sgd"),
             _hp("weight_decay", "float", Interval(min_closed=0, max_open=1),
-                tunable_range=_tunable(0, 0.999), description="sgd, rmsprop"),
+                tunable_range=tunable(0, 0.999), description="sgd, rmsprop"),
             _hp("overlap_threshold", "float", _UNIT_CLOSED),
             _hp("nms_threshold", "float", _UNIT_CLOSED),
             _hp("nms_topk", "int", _POSITIVE_INT),

@@ -40,7 +40,6 @@ from sagedock.toolkit.errors import UserError
 
 from ..hyperparameters import (
     INT32_MAX,
-    Bound,
     DependencyCheck,
     Hyperparameter,
     Interval,
@@ -48,6 +47,7 @@ from ..hyperparameters import (
     LibraryLimit,
     float32,
     int32,
+    tunable,
 )
 from .metrics import METRIC_NAMES, TUNING_METRIC_NAMES
 
@@ -190,10 +190,6 @@ def _hp(
     return Hyperparameter(name=name, kind=kind, range=allowed, **kw)
 
 
-def _tunable(low: Bound, high: Bound) -> Interval:
-    return Interval(min_closed=low, max_closed=high)
-
-
 # Where XGBoost itself takes less than SageMaker documents (its parameter docs and the bounds
 # its C++ parameter structs declare): the values reach XGBoost's C++ core as 32-bit ints and
 # floats, and a histogram needs 2 bins. SageMaker's container passes such values on and the job
@@ -214,7 +210,7 @@ SCHEMA: Mapping[str, Hyperparameter] = MappingProxyType(
         hp.name: hp
         for hp in (
             _hp("num_round", "int", Interval(min_closed=1), required=True,
-                tunable_range=_tunable(1, 4000), description="boosting rounds"),
+                tunable_range=tunable(1, 4000), description="boosting rounds"),
             _hp("csv_weights", "int", Interval(min_closed=0, max_closed=1),
                 description="1: CSV column 1 is the instance weight"),
             _hp("early_stopping_rounds", "int", Interval(min_closed=1),
@@ -223,26 +219,26 @@ SCHEMA: Mapping[str, Hyperparameter] = MappingProxyType(
             _hp("verbosity", "int", Interval(min_closed=0, max_closed=3)),
             _hp("nthread", "int", Interval(min_closed=1), library_limit=_INT32_FROM_1),
             _hp("eta", "float", Interval(min_closed=0, max_closed=1),
-                tunable_range=_tunable(0.1, 0.5)),
-            _hp("gamma", "float", Interval(min_closed=0), tunable_range=_tunable(0, 5),
+                tunable_range=tunable(0.1, 0.5)),
+            _hp("gamma", "float", Interval(min_closed=0), tunable_range=tunable(0, 5),
                 library_limit=_FLOAT32_FROM_0),
-            _hp("max_depth", "int", Interval(min_closed=0), tunable_range=_tunable(0, 10),
+            _hp("max_depth", "int", Interval(min_closed=0), tunable_range=tunable(0, 10),
                 library_limit=_INT32_FROM_0),
             _hp("min_child_weight", "float", Interval(min_closed=0),
-                tunable_range=_tunable(0, 120), library_limit=_FLOAT32_FROM_0),
-            _hp("max_delta_step", "float", Interval(min_closed=0), tunable_range=_tunable(0, 10),
+                tunable_range=tunable(0, 120), library_limit=_FLOAT32_FROM_0),
+            _hp("max_delta_step", "float", Interval(min_closed=0), tunable_range=tunable(0, 10),
                 library_limit=_FLOAT32_FROM_0),
             _hp("subsample", "float", Interval(min_open=0, max_closed=1),
-                tunable_range=_tunable(0.5, 1)),
+                tunable_range=tunable(0.5, 1)),
             _hp("colsample_bytree", "float", Interval(min_open=0, max_closed=1),
-                tunable_range=_tunable(0.5, 1)),
+                tunable_range=tunable(0.5, 1)),
             _hp("colsample_bylevel", "float", Interval(min_open=0, max_closed=1),
-                tunable_range=_tunable(0.1, 1)),
+                tunable_range=tunable(0.1, 1)),
             _hp("colsample_bynode", "float", Interval(min_open=0, max_closed=1),
-                tunable_range=_tunable(0.1, 1)),
-            _hp("lambda", "float", Interval(min_closed=0), tunable_range=_tunable(0, 1000),
+                tunable_range=tunable(0.1, 1)),
+            _hp("lambda", "float", Interval(min_closed=0), tunable_range=tunable(0, 1000),
                 library_limit=_FLOAT32_FROM_0),
-            _hp("alpha", "float", Interval(min_closed=0), tunable_range=_tunable(0, 1000),
+            _hp("alpha", "float", Interval(min_closed=0), tunable_range=tunable(0, 1000),
                 library_limit=_FLOAT32_FROM_0),
             _hp("tree_method", "categorical", _TREE_METHODS),
             _hp("sketch_eps", "float", Interval(min_open=0, max_open=1)),
