@@ -17,15 +17,15 @@ and scale are folded into the product (``X @ (W / scale) - (mean / scale) @ W``)
 features stay sparse. A regressor also trains on a normalised label.
 
 Multi-host training splits :meth:`ParallelLinear.step` in two: :meth:`~ParallelLinear.gradients`
-gives the gradient sums of this host's rows, a reducer sums them over the hosts (and the row
-counts), and :meth:`~ParallelLinear.apply` takes one optimizer step with the mean: the same
-update one host would make on the rows of all of them.
+gives the gradient sums of this host's rows, :mod:`.distributed` sums them over the hosts (and
+the row counts), and :meth:`~ParallelLinear.apply` takes one optimizer step with the mean: the
+same update one host would make on the rows of all of them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,8 +38,6 @@ from .hyperparameters import ModelSettings
 EPSILON = 1e-8
 #: RMSProp's decay of the squared-gradient average (MXNet's ``gamma1`` default).
 RMSPROP_DECAY = 0.9
-
-Reducer = Callable[[list[torch.Tensor]], list[torch.Tensor]]
 
 #: Weights (features x models x outputs) below which one CPU thread trains fastest.
 PARALLEL_WEIGHTS = 100_000
@@ -369,13 +367,10 @@ class ParallelLinear:
         grad_b = summed.view(self.num_models, self.num_outputs)
         return grad_w.view_as(self._weight), grad_b, loss.sum(dim=0)
 
-    def step(self, rows: Rows, reduce: Reducer | None = None) -> torch.Tensor:
+    def step(self, rows: Rows) -> torch.Tensor:
         """One update of every model on *rows*; returns each model's summed loss."""
         grad_w, grad_b, loss = self.gradients(rows)
-        count = torch.tensor([float(rows.num_rows)], device=self.device)
-        if reduce is not None:
-            grad_w, grad_b, loss, count = reduce([grad_w, grad_b, loss, count])
-        self.apply(grad_w, grad_b, float(count.item()))
+        self.apply(grad_w, grad_b, float(rows.num_rows))
         return loss
 
     def apply(self, grad_w: torch.Tensor, grad_b: torch.Tensor, rows: float) -> None:
